@@ -29,6 +29,7 @@ type command struct {
 // commands is filled by the files of this package, one file per subcommand.
 func commands() map[string]command {
 	return map[string]command{
+		"emulator": {"serve the Microsoft Graph emulator over HTTP", runEmulator},
 	}
 }
 
