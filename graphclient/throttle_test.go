@@ -1,0 +1,237 @@
+package graphclient
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+func newTestThrottle(clock *fakeClock, minL, maxL, initial int) *Throttle {
+	return NewThrottle(ThrottleConfig{MinLimit: minL, MaxLimit: maxL, InitialLimit: initial,
+		Clock: clock, NewTimer: clock.NewTimer})
+}
+
+func mustAcquire(t *testing.T, th *Throttle) permit {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p, err := th.acquire(ctx)
+	if err != nil {
+		t.Fatalf("acquire: %v", err)
+	}
+	return p
+}
+
+// TestThrottleAIMD: halve on 429/503 (once per round), grow by about one
+// per limit's worth of successes, stay within floor and ceiling.
+func TestThrottleAIMD(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock(true)
+	th := newTestThrottle(clock, 2, 16, 16)
+	if got := th.Limit(); got != 16 {
+		t.Fatalf("initial limit %d", got)
+	}
+
+	// Four requests in flight get 429 together: one halving, not four.
+	var ps []permit
+	for range 4 {
+		ps = append(ps, mustAcquire(t, th))
+	}
+	for _, p := range ps {
+		th.release(p, 429, 0)
+	}
+	if got := th.Limit(); got != 8 {
+		t.Errorf("after one round of 429s limit = %d, want 8", got)
+	}
+	// A request sent after the decrease may decrease again.
+	clock.Advance(time.Hour) // past any pause
+	th.release(mustAcquire(t, th), 503, 0)
+	if got := th.Limit(); got != 4 {
+		t.Errorf("after 503 limit = %d, want 4", got)
+	}
+	for range 10 {
+		th.release(mustAcquire(t, th), 429, 0)
+		clock.Advance(time.Hour)
+	}
+	if got := th.Limit(); got != 2 {
+		t.Errorf("limit = %d, want the floor 2", got)
+	}
+
+	// Additive increase: from 2, about limit successes per +1 (each adds
+	// 1/limit: 2 -> 2.5 -> 2.9 -> 3.24).
+	for range 2 {
+		th.release(mustAcquire(t, th), 200, 0)
+	}
+	if got := th.Limit(); got != 2 {
+		t.Errorf("after 2 successes at limit 2: %d, want still 2", got)
+	}
+	th.release(mustAcquire(t, th), 200, 0)
+	if got := th.Limit(); got != 3 {
+		t.Errorf("after 3 successes at limit 2: %d, want 3", got)
+	}
+	for range 1000 {
+		th.release(mustAcquire(t, th), 204, 0)
+	}
+	if got := th.Limit(); got != 16 {
+		t.Errorf("after many successes limit = %d, want the ceiling 16", got)
+	}
+	// Other failures neither grow nor shrink it; a 4xx is the service
+	// answering, so it counts as capacity.
+	th.release(mustAcquire(t, th), 0, 0)
+	th.release(mustAcquire(t, th), 500, 0)
+	if got := th.Limit(); got != 16 {
+		t.Errorf("after 0/500 limit = %d, want 16", got)
+	}
+	if th.InFlight() != 0 {
+		t.Errorf("in flight = %d after all releases", th.InFlight())
+	}
+}
+
+// TestThrottlePause: after a 429 with Retry-After, new requests wait until
+// the pause ends; the wait is context-aware.
+func TestThrottlePause(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock(false)
+	th := newTestThrottle(clock, 1, 8, 8)
+	start := clock.Now()
+	th.release(mustAcquire(t, th), 429, 3*time.Second)
+	if got, want := th.PausedUntil(), start.Add(3*time.Second); !got.Equal(want) {
+		t.Fatalf("PausedUntil = %v, want %v", got, want)
+	}
+
+	got := make(chan error, 1)
+	go func() {
+		p, err := th.acquire(context.Background())
+		if err == nil {
+			th.release(p, 200, 0)
+		}
+		got <- err
+	}()
+	waitFor(t, "the pause wait", func() bool { return clock.pending() == 1 })
+	select {
+	case err := <-got:
+		t.Fatalf("acquire returned during the pause: %v", err)
+	default:
+	}
+	if w := clock.startedWaits(); len(w) != 1 || w[0] != 3*time.Second {
+		t.Errorf("waits = %v, want [3s]", w)
+	}
+	clock.Advance(3 * time.Second)
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatalf("acquire after the pause: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("acquire did not return after the pause")
+	}
+
+	// A shorter Retry-After does not shorten a longer pause; a 429 without
+	// one pauses for the default (with "Retry-After: 0", not at all); a 503
+	// without one does not pause.
+	th.release(mustAcquire(t, th), 429, 10*time.Second)
+	clock.Advance(10 * time.Second)
+	now := clock.Now()
+	th2 := newTestThrottle(clock, 1, 8, 8)
+	th2.pausedUntil = now.Add(time.Minute)
+	th2.inFlight++
+	th2.release(permit{}, 429, time.Second)
+	if !th2.PausedUntil().Equal(now.Add(time.Minute)) {
+		t.Errorf("a shorter Retry-After shortened the pause")
+	}
+	th3 := newTestThrottle(clock, 1, 8, 8)
+	th3.inFlight += 2
+	th3.release(permit{}, 503, -1)
+	if !th3.PausedUntil().IsZero() {
+		t.Errorf("503 without Retry-After paused until %v", th3.PausedUntil())
+	}
+	th5 := newTestThrottle(clock, 1, 8, 8)
+	th5.release(mustAcquire(t, th5), 429, 0)
+	if !th5.PausedUntil().IsZero() {
+		t.Errorf("429 with Retry-After: 0 paused until %v", th5.PausedUntil())
+	}
+	th3.release(permit{epoch: 1}, 429, -1)
+	if got := th3.PausedUntil(); !got.Equal(now.Add(DefaultThrottleDefaultPause)) {
+		t.Errorf("429 without Retry-After paused until %v, want %v", got, now.Add(DefaultThrottleDefaultPause))
+	}
+	th4 := NewThrottle(ThrottleConfig{MaxPause: time.Minute, Clock: clock, NewTimer: clock.NewTimer})
+	th4.release(mustAcquire(t, th4), 429, time.Hour)
+	if got := th4.PausedUntil(); !got.Equal(now.Add(time.Minute)) {
+		t.Errorf("pause not capped by MaxPause: until %v", got)
+	}
+
+	// Cancellation during a pause.
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { _, err := th4.acquire(ctx); errc <- err }()
+	waitFor(t, "the second pause wait", func() bool { return clock.pending() == 1 })
+	cancel()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("acquire err = %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("acquire did not return after cancel")
+	}
+}
+
+// TestThrottleConcurrencyLimit: no more than Limit requests hold a slot;
+// a waiter gets the slot when one is released; a cancelled waiter leaves.
+func TestThrottleConcurrencyLimit(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock(true)
+	th := newTestThrottle(clock, 1, 2, 2)
+	a := mustAcquire(t, th)
+	b := mustAcquire(t, th)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancelled := make(chan error, 1)
+	go func() { _, err := th.acquire(ctx); cancelled <- err }()
+	waiting := make(chan permit, 1)
+	go func() {
+		waitFor(t, "first waiter", func() bool { th.mu.Lock(); defer th.mu.Unlock(); return len(th.waiters) == 1 })
+		p, err := th.acquire(context.Background())
+		if err != nil {
+			t.Errorf("acquire: %v", err)
+		}
+		waiting <- p
+	}()
+	waitFor(t, "two waiters", func() bool { th.mu.Lock(); defer th.mu.Unlock(); return len(th.waiters) == 2 })
+	cancel()
+	if err := <-cancelled; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled waiter: %v", err)
+	}
+	select {
+	case <-waiting:
+		t.Fatal("a third request got a slot while the limit is 2")
+	default:
+	}
+	if th.InFlight() != 2 {
+		t.Fatalf("in flight = %d", th.InFlight())
+	}
+	th.release(a, 200, 0)
+	select {
+	case p := <-waiting:
+		th.release(p, 200, 0)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiter did not get the released slot")
+	}
+	th.release(b, 200, 0)
+	if th.InFlight() != 0 {
+		t.Errorf("in flight = %d", th.InFlight())
+	}
+}
+
+func TestThrottleConfigDefaults(t *testing.T) {
+	t.Parallel()
+	th := NewThrottle(ThrottleConfig{})
+	if th.Limit() != DefaultThrottleMaxLimit || th.minLimit != DefaultThrottleMinLimit {
+		t.Errorf("defaults: limit %d min %v", th.Limit(), th.minLimit)
+	}
+	th = NewThrottle(ThrottleConfig{MinLimit: 5, MaxLimit: 3, InitialLimit: 100})
+	if th.Limit() != 5 || th.maxLimit != 5 {
+		t.Errorf("max below min: limit %d max %v", th.Limit(), th.maxLimit)
+	}
+}
