@@ -1,0 +1,70 @@
+package events
+
+import "regexp"
+
+// The patterns below are shared, character for character, with the JSON
+// Schemas in schema/defs.json (schema_test.go checks that they match), so
+// that the decoder and the schemas accept the same strings. They use only
+// the syntax common to Go's RE2 and ECMA-262, and lengths are checked
+// separately (in code points, as JSON Schema's maxLength does).
+const (
+	patternID          = `^[A-Za-z0-9][A-Za-z0-9._~:@+/=-]*$`
+	patternSource      = `^[A-Za-z0-9][A-Za-z0-9._~:/@+-]*$`
+	patternGUID        = `^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`
+	patternUPN         = `^[A-Za-z0-9'_!^~-]+(\.[A-Za-z0-9'_!^~-]+)*(#EXT#)?@[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$`
+	patternTime        = `^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$`
+	patternPhoneInput  = `^\+?[0-9(][0-9 ().-]*(x[0-9]{1,10})?$`
+	patternEmail       = `^[A-Za-z0-9_+'-]+(\.[A-Za-z0-9_+'-]+)*@[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$`
+	patternMethodID    = `^[A-Za-z0-9_-]+$`
+	patternDeviceID    = `^[A-Za-z0-9._-]+$`
+	patternXKey        = `^X[A-Z2-7]{55}$`
+	patternTicketID    = `^[A-Za-z0-9][A-Za-z0-9._:#/-]*$`
+	patternTraceParent = `^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$`
+	patternTraceState  = `^[ -~]+$`
+	// patternText is free text shown to people (device names, agent names):
+	// no C0/C1 controls, DEL, line or paragraph separators, bidi overrides
+	// or BOM, which would let a value forge log lines or hide its meaning.
+	patternText = "^[^\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]+$"
+	// patternTypeName is the form of an event type name, known or not.
+	patternTypeName = `^[a-z][a-z0-9]*(\.[a-z][a-z0-9]*)*\.v[0-9]+$`
+	// patternBase64 is standard base64 with padding.
+	patternBase64 = `^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$`
+	// patternGraphPhone is the form Graph stores: +{cc} {number}[x{ext}].
+	patternGraphPhone = `^\+[0-9]{1,3} [0-9]{4,17}(x[0-9]{1,10})?$`
+)
+
+// Length limits, in code points, shared with the schemas.
+const (
+	maxIDLen         = 128
+	maxSourceLen     = 128
+	maxTypeLen       = 64
+	maxUPNLen        = 113 // Graph's limit for userPrincipalName
+	maxPhoneInputLen = 40
+	maxEmailLen      = 254
+	maxMethodIDLen   = 128
+	maxDeviceIDLen   = 128
+	maxTicketIDLen   = 64
+	maxTextLen       = 128
+	maxTraceStateLen = 512
+)
+
+// Compiled once; a *regexp.Regexp is immutable and safe for concurrent use.
+var (
+	reID          = regexp.MustCompile(patternID)
+	reSource      = regexp.MustCompile(patternSource)
+	reGUID        = regexp.MustCompile(patternGUID)
+	reUPN         = regexp.MustCompile(patternUPN)
+	reTime        = regexp.MustCompile(patternTime)
+	rePhoneInput  = regexp.MustCompile(patternPhoneInput)
+	reEmail       = regexp.MustCompile(patternEmail)
+	reMethodID    = regexp.MustCompile(patternMethodID)
+	reDeviceID    = regexp.MustCompile(patternDeviceID)
+	reXKey        = regexp.MustCompile(patternXKey)
+	reTicketID    = regexp.MustCompile(patternTicketID)
+	reTraceParent = regexp.MustCompile(patternTraceParent)
+	reTraceState  = regexp.MustCompile(patternTraceState)
+	reText        = regexp.MustCompile(patternText)
+	reGraphPhone  = regexp.MustCompile(patternGraphPhone)
+	reTypeName    = regexp.MustCompile(patternTypeName)
+	reBase64      = regexp.MustCompile(patternBase64)
+)

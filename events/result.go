@@ -1,0 +1,397 @@
+package events
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nats-io/nkeys"
+)
+
+// Result envelope constants.
+const (
+	TypeResult   = "authflow.result.v1" // the CloudEvents type of results
+	ResultSource = "authflow"           // the CloudEvents source of results
+)
+
+// Status is how an event ended.
+type Status string
+
+// The statuses.
+const (
+	StatusSucceeded Status = "succeeded" // every operation ended created, updated, deleted, unchanged or skipped
+	StatusFailed    Status = "failed"    // an operation failed, or the user was not found
+	StatusRejected  Status = "rejected"  // refused before any write: bad input, signature, replay, policy
+)
+
+// Valid reports whether s is one of the statuses.
+func (s Status) Valid() bool {
+	return s == StatusSucceeded || s == StatusFailed || s == StatusRejected
+}
+
+// Outcome is how one operation ended. In a dry run it is what the
+// operation would have done, and nothing was written.
+type Outcome string
+
+// The outcomes.
+const (
+	OutcomeCreated   Outcome = "created"   // a method was added (or a TAP issued, a password set)
+	OutcomeUpdated   Outcome = "updated"   // a method or the account was changed
+	OutcomeDeleted   Outcome = "deleted"   // one or more methods were removed
+	OutcomeUnchanged Outcome = "unchanged" // the desired state already held
+	OutcomeSkipped   Outcome = "skipped"   // nothing to act on (e.g. SMS sign-in without a mobile phone)
+	OutcomeFailed    Outcome = "failed"    // the operation failed; see its error
+)
+
+// Valid reports whether o is one of the outcomes.
+func (o Outcome) Valid() bool {
+	switch o {
+	case OutcomeCreated, OutcomeUpdated, OutcomeDeleted, OutcomeUnchanged, OutcomeSkipped, OutcomeFailed:
+		return true
+	}
+	return false
+}
+
+// Result is the CloudEvents message published for every event.
+type Result struct {
+	SpecVersion     string     `json:"specversion"`       // "1.0"
+	ID              string     `json:"id"`                // unique per result; EventKey of the event
+	Source          string     `json:"source"`            // ResultSource
+	Type            string     `json:"type"`              // TypeResult
+	Subject         string     `json:"subject,omitempty"` // the event's subject, when it was valid
+	Time            time.Time  `json:"time"`
+	DataContentType string     `json:"datacontenttype"` // "application/json"
+	TraceParent     string     `json:"traceparent,omitempty"`
+	Data            ResultData `json:"data"`
+}
+
+// EventRef names an event. Fields an undecodable event did not yield
+// (see PeekIdentity) are empty.
+type EventRef struct {
+	Source string `json:"source,omitempty"`
+	ID     string `json:"id,omitempty"`
+	Type   string `json:"type,omitempty"`
+}
+
+// UserInfo names the user an event was for.
+type UserInfo struct {
+	Ref      string `json:"ref,omitempty"`      // the subject as sent (object id or UPN)
+	ObjectID string `json:"objectId,omitempty"` // the resolved object id, once known
+}
+
+// ResultData is the data of a result.
+type ResultData struct {
+	Event      EventRef   `json:"event"`
+	User       UserInfo   `json:"user"`
+	Status     Status     `json:"status"`
+	DryRun     bool       `json:"dryRun,omitempty"`
+	Operations []OpResult `json:"operations"`      // in plan order; empty when rejected
+	Error      *ErrorInfo `json:"error,omitempty"` // why the event failed or was rejected
+	Attempts   int        `json:"attempts"`        // deliveries that ran the plan (0 when rejected early)
+	ReceivedAt time.Time  `json:"receivedAt,omitzero"`
+	StartedAt  time.Time  `json:"startedAt,omitzero"`
+	FinishedAt time.Time  `json:"finishedAt,omitzero"`
+	DurationMs int64      `json:"durationMs"` // FinishedAt - ReceivedAt
+}
+
+// OpResult is the outcome of one operation.
+type OpResult struct {
+	Op         OpKind  `json:"op"`
+	MethodKind string  `json:"methodKind,omitempty"`
+	MethodID   string  `json:"methodId,omitempty"` // the Graph method id written or removed
+	Outcome    Outcome `json:"outcome"`
+	// Detail is a short human note. It never holds a secret or a full
+	// phone number or address: use MaskPhone and MaskEmail.
+	Detail  string          `json:"detail,omitempty"`
+	Error   *ErrorInfo      `json:"error,omitempty"`
+	Secret  *Sealed         `json:"secret,omitempty"`  // issueTap, resetPassword
+	Methods []MethodSummary `json:"methods,omitempty"` // readMethods
+}
+
+// MethodSummary describes one registered method in an inventory.
+type MethodSummary struct {
+	Kind        string    `json:"kind"`
+	ID          string    `json:"id"`
+	DisplayName string    `json:"displayName,omitempty"`
+	Detail      string    `json:"detail,omitempty"` // e.g. "mobile +1 ******0100"; masked like OpResult.Detail
+	CreatedAt   time.Time `json:"createdDateTime,omitzero"`
+}
+
+// MethodKinds returns every Graph method kind.
+func MethodKinds() []string {
+	return []string{KindPhone, KindEmail, KindFIDO2, KindAuthenticator, KindWindowsHello,
+		KindSoftwareOATH, KindTAP, KindPassword, KindPlatformCredential, KindExternal}
+}
+
+// NewResult wraps data in a result envelope. id should be
+// EventKey(source, id) of the event, so that a result published twice
+// carries the same id (use it as Nats-Msg-Id too); for an event that did
+// not yield a source and id, use something unique such as the stream
+// sequence. subject is the event's subject when it was valid, else "".
+func NewResult(id, subject string, data ResultData, now time.Time) *Result {
+	if data.Operations == nil {
+		data.Operations = []OpResult{}
+	}
+	return &Result{
+		SpecVersion:     SpecVersion,
+		ID:              id,
+		Source:          ResultSource,
+		Type:            TypeResult,
+		Subject:         subject,
+		Time:            now.UTC(),
+		DataContentType: ContentTypeJSON,
+		Data:            data,
+	}
+}
+
+// Marshal validates the result and encodes it as JSON. It normalises what
+// it can without changing the meaning, in the encoded copy only: every
+// ErrorInfo's Permanent is set from its code (Code.Permanent), an empty
+// message becomes the code, a message longer than 512 characters is cut,
+// and nil Operations become []. Anything else invalid is an error.
+func (r *Result) Marshal() ([]byte, error) {
+	c := *r
+	c.Data.Error = normalizeInfo(r.Data.Error)
+	c.Data.Operations = make([]OpResult, len(r.Data.Operations))
+	for i, op := range r.Data.Operations {
+		op.Error = normalizeInfo(op.Error)
+		c.Data.Operations[i] = op
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(&c)
+	if err != nil {
+		return nil, newError(CodeInternal, "", "marshal result: %v", err)
+	}
+	return b, nil
+}
+
+// maxResultBytes bounds DecodeResult's input; an inventory of many methods
+// is the largest result.
+const maxResultBytes = 1 << 20
+
+// DecodeResult decodes a result as strictly as Decode decodes events.
+func DecodeResult(b []byte) (*Result, error) {
+	if len(b) > maxResultBytes {
+		return nil, newError(CodePayloadTooLarge, "", "result is %d bytes, the limit is %d", len(b), maxResultBytes)
+	}
+	doc, err := parseJSON(b)
+	if err != nil {
+		return nil, err
+	}
+	var r Result
+	if err := bind(&doc, reflect.ValueOf(&r).Elem(), ""); err != nil {
+		return nil, err
+	}
+	// Fields whose zero value is valid must still be present, as the
+	// schema requires them.
+	for _, path := range [][]string{{"data"}, {"data", "event"}, {"data", "user"}, {"data", "operations"}, {"data", "attempts"}, {"data", "durationMs"}} {
+		if !hasMember(&doc, path...) {
+			return nil, invalid(strings.Join(path, "."), "required")
+		}
+	}
+	if r.Data.Operations == nil {
+		r.Data.Operations = []OpResult{}
+	}
+	if err := r.validate(); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+func hasMember(v *value, path ...string) bool {
+	for _, key := range path {
+		found := false
+		for i := range v.members {
+			if v.members[i].key == key {
+				v, found = &v.members[i].val, true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+const (
+	maxDetailLen     = 256
+	maxCiphertextLen = 4096
+)
+
+func (r *Result) validate() *Error {
+	switch {
+	case r.SpecVersion != SpecVersion:
+		return invalid("specversion", "must be %q", SpecVersion)
+	case r.Type != TypeResult:
+		return invalid("type", "must be %q", TypeResult)
+	case r.DataContentType != ContentTypeJSON:
+		return invalid("datacontenttype", "must be %q", ContentTypeJSON)
+	case r.Time.IsZero():
+		return invalid("time", "required")
+	}
+	if r.ID == "" {
+		return invalid("id", "required")
+	}
+	if err := checkString("id", r.ID, reID, maxIDLen); err != nil {
+		return err
+	}
+	if r.Source == "" {
+		return invalid("source", "required")
+	}
+	if err := checkString("source", r.Source, reSource, maxSourceLen); err != nil {
+		return err
+	}
+	if r.Subject != "" {
+		if _, err := parseUser(r.Subject); err != nil {
+			return err
+		}
+	}
+	if r.TraceParent != "" && !reTraceParent.MatchString(r.TraceParent) {
+		return invalid("traceparent", "must be a W3C traceparent")
+	}
+	d := &r.Data
+	ev := d.Event
+	if err := checkString("data.event.source", ev.Source, reSource, maxSourceLen); err != nil {
+		return err
+	}
+	if err := checkString("data.event.id", ev.ID, reID, maxIDLen); err != nil {
+		return err
+	}
+	if err := checkString("data.event.type", ev.Type, reTypeName, maxTypeLen); err != nil {
+		return err
+	}
+	if d.User.Ref != "" {
+		if _, err := parseUser(d.User.Ref); err != nil {
+			return invalid("data.user.ref", "must be an object id or a UPN")
+		}
+	}
+	if d.User.ObjectID != "" && !reGUID.MatchString(d.User.ObjectID) {
+		return invalid("data.user.objectId", "must be an object id (GUID)")
+	}
+	if !d.Status.Valid() {
+		return invalid("data.status", "must be succeeded, failed or rejected")
+	}
+	if (d.Status == StatusSucceeded) != (d.Error == nil) {
+		return invalid("data.error", "required when, and only when, the status is failed or rejected")
+	}
+	if err := checkInfo("data.error", d.Error); err != nil {
+		return err
+	}
+	if d.Attempts < 0 {
+		return invalid("data.attempts", "must not be negative")
+	}
+	if d.DurationMs < 0 {
+		return invalid("data.durationMs", "must not be negative")
+	}
+	for i := range d.Operations {
+		if err := d.Operations[i].validate("data.operations[" + itoa(i) + "]"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (o *OpResult) validate(path string) *Error {
+	if !o.Op.Valid() {
+		return invalid(path+".op", "unknown operation")
+	}
+	if !o.Outcome.Valid() {
+		return invalid(path+".outcome", "unknown outcome")
+	}
+	if o.MethodKind != "" && !slices.Contains(MethodKinds(), o.MethodKind) {
+		return invalid(path+".methodKind", "unknown method kind")
+	}
+	if err := checkString(path+".methodId", o.MethodID, reMethodID, maxMethodIDLen); err != nil {
+		return err
+	}
+	if err := checkString(path+".detail", o.Detail, reText, maxDetailLen); err != nil {
+		return err
+	}
+	if (o.Outcome == OutcomeFailed) != (o.Error != nil) {
+		return invalid(path+".error", "required when, and only when, the outcome is failed")
+	}
+	if err := checkInfo(path+".error", o.Error); err != nil {
+		return err
+	}
+	if s := o.Secret; s != nil {
+		sp := path + ".secret"
+		switch {
+		case s.Kind != SecretTAP && s.Kind != SecretPassword:
+			return invalid(sp+".kind", "must be %s or %s", SecretTAP, SecretPassword)
+		case !reXKey.MatchString(s.Recipient) || !nkeys.IsValidPublicCurveKey(s.Recipient):
+			return invalid(sp+".recipient", "must be an nkeys curve public key")
+		case !reXKey.MatchString(s.Sender) || !nkeys.IsValidPublicCurveKey(s.Sender):
+			return invalid(sp+".sender", "must be an nkeys curve public key")
+		}
+		if !reBase64.MatchString(s.Ciphertext) || s.Ciphertext == "" || len(s.Ciphertext) > maxCiphertextLen {
+			return invalid(sp+".ciphertext", "must be standard base64")
+		}
+		if _, err := base64.StdEncoding.DecodeString(s.Ciphertext); err != nil {
+			return invalid(sp+".ciphertext", "must be standard base64")
+		}
+	}
+	for j := range o.Methods {
+		m := &o.Methods[j]
+		mp := path + ".methods[" + itoa(j) + "]"
+		if !slices.Contains(MethodKinds(), m.Kind) {
+			return invalid(mp+".kind", "unknown method kind")
+		}
+		if m.ID == "" {
+			return invalid(mp+".id", "required")
+		}
+		if err := checkString(mp+".id", m.ID, reMethodID, maxMethodIDLen); err != nil {
+			return err
+		}
+		if err := checkString(mp+".displayName", m.DisplayName, reText, maxTextLen); err != nil {
+			return err
+		}
+		if err := checkString(mp+".detail", m.Detail, reText, maxDetailLen); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func normalizeInfo(e *ErrorInfo) *ErrorInfo {
+	if e == nil {
+		return nil
+	}
+	n := *e
+	n.Permanent = n.Code.Permanent()
+	if n.Message == "" {
+		n.Message = string(n.Code)
+	}
+	if utf8.RuneCountInString(n.Message) > maxMessageLen {
+		n.Message = string([]rune(n.Message)[:maxMessageLen])
+	}
+	return &n
+}
+
+func checkInfo(path string, e *ErrorInfo) *Error {
+	if e == nil {
+		return nil
+	}
+	if !e.Code.Valid() {
+		return invalid(path+".code", "unknown error code")
+	}
+	if e.Message == "" {
+		return invalid(path+".message", "required")
+	}
+	if utf8.RuneCountInString(e.Message) > maxMessageLen {
+		return invalid(path+".message", "longer than %d characters", maxMessageLen)
+	}
+	if e.Permanent != e.Code.Permanent() {
+		return invalid(path+".permanent", "must be %t for code %s", e.Code.Permanent(), e.Code)
+	}
+	return nil
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

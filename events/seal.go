@@ -1,0 +1,81 @@
+package events
+
+import (
+	"encoding/base64"
+	"fmt"
+
+	"github.com/nats-io/nkeys"
+)
+
+// Kinds of sealed secrets.
+const (
+	SecretTAP      = "temporaryAccessPass"
+	SecretPassword = "password"
+)
+
+// Sealed is a secret encrypted to its recipient: NaCl box (X25519,
+// XSalsa20-Poly1305) as nkeys xkeys implement it, from the worker's curve
+// key (Sender) to the recipient's (Recipient). Only the holder of the
+// recipient's seed can open it, and opening also proves who sealed it.
+type Sealed struct {
+	Kind       string `json:"kind"`       // temporaryAccessPass | password
+	Recipient  string `json:"recipient"`  // the recipient's curve public key, X...
+	Sender     string `json:"sender"`     // the worker's curve public key, X...
+	Ciphertext string `json:"ciphertext"` // standard base64 of the xkv1 box
+}
+
+// maxSecretLen bounds the secrets Seal accepts: Graph's TAPs are at most 48
+// characters and passwords at most 256.
+const maxSecretLen = 1024
+
+// Seal encrypts secret to recipientPub with the sender's curve key pair.
+// Seal keeps no reference to secret; the caller should clear it (clear(b))
+// once sealed, so the plain text lives in memory only for that moment.
+func Seal(kind string, secret []byte, recipientPub string, sender nkeys.KeyPair) (*Sealed, error) {
+	if kind != SecretTAP && kind != SecretPassword {
+		return nil, fmt.Errorf("seal secret: unknown kind %s", quote(kind))
+	}
+	if len(secret) == 0 || len(secret) > maxSecretLen {
+		return nil, fmt.Errorf("seal secret: secret must be 1..%d bytes", maxSecretLen)
+	}
+	if !reXKey.MatchString(recipientPub) || !nkeys.IsValidPublicCurveKey(recipientPub) {
+		return nil, fmt.Errorf("seal secret: recipient is not an nkeys curve public key")
+	}
+	if sender == nil {
+		return nil, fmt.Errorf("seal secret: nil sender key pair")
+	}
+	senderPub, err := sender.PublicKey()
+	if err != nil || !nkeys.IsValidPublicCurveKey(senderPub) {
+		return nil, fmt.Errorf("seal secret: sender is not a curve key pair")
+	}
+	box, err := sender.Seal(secret, recipientPub)
+	if err != nil {
+		return nil, fmt.Errorf("seal secret: %w", err)
+	}
+	return &Sealed{Kind: kind, Recipient: recipientPub, Sender: senderPub, Ciphertext: base64.StdEncoding.EncodeToString(box)}, nil
+}
+
+// Open decrypts a sealed secret with the recipient's curve key pair and
+// checks that it was sealed by s.Sender. Callers that expect a particular
+// worker should also compare s.Sender with its known public key.
+func Open(s *Sealed, recipient nkeys.KeyPair) ([]byte, error) {
+	if s == nil || recipient == nil {
+		return nil, fmt.Errorf("open secret: nil argument")
+	}
+	pub, err := recipient.PublicKey()
+	if err != nil {
+		return nil, fmt.Errorf("open secret: %w", err)
+	}
+	if pub != s.Recipient {
+		return nil, fmt.Errorf("open secret: sealed to another recipient")
+	}
+	box, err := base64.StdEncoding.Strict().DecodeString(s.Ciphertext)
+	if err != nil {
+		return nil, fmt.Errorf("open secret: ciphertext is not base64: %w", err)
+	}
+	secret, err := recipient.Open(box, s.Sender)
+	if err != nil {
+		return nil, fmt.Errorf("open secret: %w", err)
+	}
+	return secret, nil
+}
