@@ -1,0 +1,181 @@
+package worker
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/authflow/authflow/events"
+	"github.com/authflow/authflow/graphclient"
+)
+
+// Defaults of Config.
+const (
+	DefaultPartitions      = 64
+	DefaultConcurrency     = 32
+	DefaultReplicas        = 1
+	DefaultLedgerTTL       = 7 * 24 * time.Hour
+	DefaultAckWait         = 30 * time.Second
+	DefaultMaxAttempts     = 8
+	DefaultRetryBudget     = 20 * time.Second
+	DefaultAttemptTimeout  = 2 * time.Minute
+	DefaultRedeliveryDelay = 5 * time.Second
+	DefaultShutdownTimeout = 25 * time.Second
+	DefaultMaxEventBytes   = 64 << 10
+)
+
+// PasswordMode says how a password reset reaches Graph.
+type PasswordMode string
+
+const (
+	// PasswordPatch sets a generated password with PATCH /users/{id}
+	// passwordProfile: the way for an application (app-only) caller.
+	PasswordPatch PasswordMode = "patch"
+	// PasswordResetAPI calls the authentication methods resetPassword API,
+	// which Graph allows for delegated callers only.
+	PasswordResetAPI PasswordMode = "resetPassword"
+)
+
+// Config configures a Worker. Zero values take the documented defaults.
+type Config struct {
+	// NATS is the connection to the NATS server or cluster. Required.
+	NATS *nats.Conn
+	// Graph performs the Graph operations. Required.
+	Graph Graph
+	// Policy decides who may ask for what. Required.
+	Policy *events.Policy
+	// Decoder decodes events. Defaults to events.Decoder{MaxBytes: DefaultMaxEventBytes}.
+	Decoder events.Decoder
+	// SealKey is the worker's curve key that seals secrets (its public key is
+	// the sender a recipient passes to open them). Defaults to a fresh key.
+	SealKey nkeys.KeyPair
+
+	// Instance names this replica in logs and the ledger. Defaults to a random id.
+	Instance string
+	// Partitions of the events stream. Defaults to 64. Changing it remaps
+	// keys to partitions: drain the stream first.
+	Partitions int
+	// Concurrency bounds the events processed at once. Defaults to 32.
+	Concurrency int
+	// Replicas of the streams and the ledger. Defaults to 1 (R3 in production).
+	Replicas int
+	// LedgerTTL is how long the ledger remembers an event. Defaults to 7 days.
+	LedgerTTL time.Duration
+	// AckWait is the consumers' ack deadline; the worker keeps a message
+	// alive with InProgress while it works on it. Defaults to 30 s.
+	AckWait time.Duration
+	// MaxAttempts is how many deliveries an event gets before it ends as
+	// failed with retries_exhausted and a dead letter. Defaults to 8.
+	MaxAttempts int
+	// Retry is the in-process retry policy for one Graph operation.
+	// Defaults to graphclient.DefaultRetryPolicy with MaxElapsed RetryBudget.
+	Retry *graphclient.RetryPolicy
+	// RetryBudget bounds in-process retries of one Graph operation before the
+	// event is handed back to JetStream with a delay. Defaults to 20 s.
+	RetryBudget time.Duration
+	// RedeliveryDelay is the first delay of an event handed back to
+	// JetStream after its in-process retries; it doubles per delivery, up
+	// to 5 minutes. Defaults to 5 s.
+	RedeliveryDelay time.Duration
+	// AttemptTimeout bounds one attempt at one event. Defaults to 2 min.
+	AttemptTimeout time.Duration
+	// ShutdownTimeout bounds how long Run waits for in-flight events after
+	// its context is cancelled; the rest is handed back. Defaults to 25 s.
+	ShutdownTimeout time.Duration
+	// PasswordMode picks the password reset API. Defaults to PasswordPatch.
+	PasswordMode PasswordMode
+
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Metrics receives the worker's metrics. Defaults to NewMetrics on a
+	// private registry.
+	Metrics *Metrics
+	// Now is the clock. Defaults to time.Now.
+	Now func() time.Time
+	// Hook, when set, is called at the crash points named Hook*; an error
+	// stops the processing of that event right there, as a crash would. For
+	// tests.
+	Hook func(point string) error
+}
+
+// Crash points passed to Config.Hook.
+const (
+	HookAfterGraphWrite    = "after_graph_write"
+	HookAfterLedgerWrite   = "after_ledger_write"
+	HookAfterResultPublish = "after_result_publish"
+	HookBeforeAck          = "before_ack"
+)
+
+func (c Config) withDefaults() Config {
+	c.Partitions = cmp.Or(c.Partitions, DefaultPartitions)
+	c.Concurrency = cmp.Or(c.Concurrency, DefaultConcurrency)
+	c.Replicas = cmp.Or(c.Replicas, DefaultReplicas)
+	c.LedgerTTL = cmp.Or(c.LedgerTTL, DefaultLedgerTTL)
+	c.AckWait = cmp.Or(c.AckWait, DefaultAckWait)
+	c.MaxAttempts = cmp.Or(c.MaxAttempts, DefaultMaxAttempts)
+	c.RetryBudget = cmp.Or(c.RetryBudget, DefaultRetryBudget)
+	c.RedeliveryDelay = cmp.Or(c.RedeliveryDelay, DefaultRedeliveryDelay)
+	c.AttemptTimeout = cmp.Or(c.AttemptTimeout, DefaultAttemptTimeout)
+	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, DefaultShutdownTimeout)
+	c.PasswordMode = cmp.Or(c.PasswordMode, PasswordPatch)
+	c.Decoder.MaxBytes = cmp.Or(c.Decoder.MaxBytes, DefaultMaxEventBytes)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics(prometheus.NewRegistry())
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Instance == "" {
+		c.Instance = randomID()
+	}
+	if c.Retry == nil {
+		p := graphclient.DefaultRetryPolicy()
+		p.MaxElapsed = c.RetryBudget
+		c.Retry = &p
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if c.NATS == nil {
+		errs = append(errs, errors.New("NATS is required"))
+	}
+	if c.Graph == nil {
+		errs = append(errs, errors.New("Graph is required"))
+	}
+	if c.Policy == nil {
+		errs = append(errs, errors.New("Policy is required"))
+	}
+	if c.Partitions < 1 || c.Partitions > 1024 {
+		errs = append(errs, fmt.Errorf("Partitions must be 1..1024, got %d", c.Partitions))
+	}
+	if c.Concurrency < 1 {
+		errs = append(errs, fmt.Errorf("Concurrency must be >= 1, got %d", c.Concurrency))
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		errs = append(errs, fmt.Errorf("Replicas must be 1..5, got %d", c.Replicas))
+	}
+	if c.AckWait < time.Second {
+		errs = append(errs, fmt.Errorf("AckWait must be >= 1s, got %s", c.AckWait))
+	}
+	if c.MaxAttempts < 1 {
+		errs = append(errs, fmt.Errorf("MaxAttempts must be >= 1, got %d", c.MaxAttempts))
+	}
+	if c.LedgerTTL < time.Minute {
+		errs = append(errs, fmt.Errorf("LedgerTTL must be >= 1m, got %s", c.LedgerTTL))
+	}
+	if c.PasswordMode != PasswordPatch && c.PasswordMode != PasswordResetAPI {
+		errs = append(errs, fmt.Errorf("PasswordMode must be %q or %q, got %q", PasswordPatch, PasswordResetAPI, c.PasswordMode))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,773 @@
+package worker
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nkeys"
+
+	"github.com/authflow/authflow/events"
+	"github.com/authflow/authflow/graphclient"
+)
+
+// errTransient ends an attempt whose Graph calls stayed transiently failing
+// past the in-process retry budget: the event is handed back to JetStream.
+var errTransient = errors.New("graph stayed unavailable past the retry budget")
+
+// errCrash is returned when a test hook simulates a crash.
+var errCrash = errors.New("simulated crash")
+
+// checkpoints persists the progress of operations whose secret Graph returns
+// only once (TAP, password), so that a retry after a crash neither loses nor
+// duplicates them. The ledger implements it.
+type checkpoints interface {
+	// prior returns the finished result of step i from an earlier attempt.
+	prior(i int) (events.OpResult, bool)
+	// priorIntent reports whether an earlier attempt was about to run step i.
+	priorIntent(i int) (time.Time, bool)
+	// intent durably records that step i is about to call Graph.
+	intent(ctx context.Context, i int, at time.Time) error
+	// done durably records the finished (sealed) result of step i.
+	done(ctx context.Context, i int, r events.OpResult) error
+}
+
+// executor runs plans against Graph.
+type executor struct {
+	graph   Graph
+	retry   graphclient.RetryPolicy
+	sealKey nkeys.KeyPair
+	pwMode  PasswordMode
+	now     func() time.Time
+	hook    func(string) error
+	metrics *Metrics
+	log     *slog.Logger
+}
+
+// run is one attempt at one event's plan.
+type run struct {
+	x       *executor
+	ev      *events.Event
+	user    graphclient.User
+	dry     bool
+	ck      checkpoints
+	methods []graphclient.Method // current view, loaded once and kept up to date
+	loaded  bool
+}
+
+// call runs one logical Graph operation under the retry policy, with a
+// client-request-id that stays the same across its retries.
+func (x *executor) call(ctx context.Context, fn func(ctx context.Context) error) error {
+	ctx = graphclient.WithRequestID(ctx, newUUID())
+	attempts, err := x.retry.Do(ctx, fn)
+	if attempts > 1 {
+		x.metrics.retries.WithLabelValues("graph").Add(float64(attempts - 1))
+	}
+	return err
+}
+
+// classify maps a Graph error to a result error, or to errTransient (hand
+// the event back) when it is still transient after the retry budget.
+func classify(err error) (*events.ErrorInfo, error) {
+	switch {
+	case err == nil:
+		return nil, nil
+	case errors.Is(err, errCrash):
+		return nil, err
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.Is(err, graphclient.ErrTransient):
+		return nil, fmt.Errorf("%w: %w", errTransient, err)
+	case errors.Is(err, graphclient.ErrUserNotFound):
+		return errorInfo(events.CodeUserNotFound, errMessage(err)), nil
+	case errors.Is(err, graphclient.ErrPermission):
+		return errorInfo(events.CodeGraphPermission, errMessage(err)), nil
+	default:
+		return errorInfo(events.CodeGraphPermanent, errMessage(err)), nil
+	}
+}
+
+func errMessage(err error) string {
+	var ae *graphclient.APIError
+	if errors.As(err, &ae) {
+		if ae.Code != "" {
+			return fmt.Sprintf("%s: %d %s: %s", ae.Op, ae.Status, ae.Code, ae.Message)
+		}
+		return fmt.Sprintf("%s: %d: %s", ae.Op, ae.Status, ae.Message)
+	}
+	return err.Error()
+}
+
+// execute runs the plan. It returns the per-step results; a non-nil error
+// means the attempt must be abandoned (transient past budget, crash hook,
+// context done) and retried later.
+func (r *run) execute(ctx context.Context, plan []events.Op) ([]events.OpResult, error) {
+	var out []events.OpResult
+	for i, op := range plan {
+		if prior, ok := r.ck.prior(i); ok {
+			out = append(out, prior)
+			continue
+		}
+		res, err := r.step(ctx, i, op)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, res...)
+	}
+	return out, nil
+}
+
+func (r *run) step(ctx context.Context, i int, op events.Op) ([]events.OpResult, error) {
+	var (
+		res []events.OpResult
+		err error
+	)
+	switch op.Kind {
+	case events.OpReadMethods:
+		res, err = r.readMethods(ctx, op)
+	case events.OpEnsurePhone:
+		res, err = r.ensurePhone(ctx, op)
+	case events.OpRemovePhone:
+		res, err = r.removePhone(ctx, op)
+	case events.OpSetSMSSignIn:
+		res, err = r.setSMSSignIn(ctx, op)
+	case events.OpEnsureEmail:
+		res, err = r.ensureEmail(ctx, op)
+	case events.OpRemoveEmail:
+		res, err = r.removeKind(ctx, op, graphclient.KindEmail)
+	case events.OpRemoveTAPs:
+		res, err = r.removeKind(ctx, op, graphclient.KindTAP)
+	case events.OpIssueTAP:
+		res, err = r.issueTAP(ctx, i, op)
+	case events.OpRemoveMethod:
+		res, err = r.removeMethod(ctx, op)
+	case events.OpRemoveDeviceMethods:
+		res, err = r.removeDeviceMethods(ctx, op)
+	case events.OpRemoveAllMethods:
+		res, err = r.removeAllMethods(ctx, op)
+	case events.OpResetPassword:
+		res, err = r.resetPassword(ctx, i, op)
+	case events.OpRevokeSessions:
+		res, err = r.revokeSessions(ctx, op)
+	case events.OpSetAccountEnabled:
+		res, err = r.setAccountEnabled(ctx, op)
+	default:
+		return []events.OpResult{{Op: op.Kind, Outcome: events.OutcomeFailed,
+			Error: errorInfo(events.CodeInternal, "unknown operation "+string(op.Kind))}}, nil
+	}
+	if err != nil {
+		info, abort := classify(err)
+		if abort != nil {
+			return nil, abort
+		}
+		return append(res, events.OpResult{Op: op.Kind, Outcome: events.OutcomeFailed, Error: info}), nil
+	}
+	return res, nil
+}
+
+// write marks a Graph write done and gives the crash hook its chance.
+func (r *run) wrote() error {
+	if r.x.hook != nil {
+		if err := r.x.hook(HookAfterGraphWrite); err != nil {
+			return fmt.Errorf("%w: %w", errCrash, err)
+		}
+	}
+	return nil
+}
+
+func (r *run) load(ctx context.Context) error {
+	if r.loaded {
+		return nil
+	}
+	var ms []graphclient.Method
+	err := r.x.call(ctx, func(ctx context.Context) error {
+		var err error
+		ms, err = r.x.graph.Methods(ctx, r.user.ID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("list methods: %w", err)
+	}
+	r.methods, r.loaded = ms, true
+	return nil
+}
+
+func (r *run) find(pred func(graphclient.Method) bool) (graphclient.Method, bool) {
+	for _, m := range r.methods {
+		if pred(m) {
+			return m, true
+		}
+	}
+	return graphclient.Method{}, false
+}
+
+// lookup reads the user's methods afresh (inside a retry) and returns the
+// first that matches.
+func (r *run) lookup(ctx context.Context, pred func(graphclient.Method) bool) (graphclient.Method, bool, error) {
+	ms, err := r.x.graph.Methods(ctx, r.user.ID)
+	if err != nil {
+		return graphclient.Method{}, false, err
+	}
+	for _, m := range ms {
+		if pred(m) {
+			return m, true, nil
+		}
+	}
+	return graphclient.Method{}, false, nil
+}
+
+func (r *run) forget(id string) {
+	r.methods = slices.DeleteFunc(r.methods, func(m graphclient.Method) bool { return m.ID == id })
+}
+
+func (r *run) replace(m graphclient.Method) {
+	r.forget(m.ID)
+	r.methods = append(r.methods, m)
+}
+
+func result(op events.Op, kind graphclient.Kind, id string, outcome events.Outcome, detail string) events.OpResult {
+	return events.OpResult{Op: op.Kind, MethodKind: string(kind), MethodID: id, Outcome: outcome, Detail: detail}
+}
+
+func (r *run) readMethods(ctx context.Context, op events.Op) ([]events.OpResult, error) {
+	if err := r.load(ctx); err != nil {
+		return nil, err
+	}
+	res := result(op, "", "", events.OutcomeUnchanged, fmt.Sprintf("%d methods", len(r.methods)))
+	for _, m := range r.methods {
+		res.Methods = append(res.Methods, summarize(m))
+	}
+	return []events.OpResult{res}, nil
+}
+
+// summarize describes a method without secrets and with phone numbers masked.
+func summarize(m graphclient.Method) events.MethodSummary {
+	s := events.MethodSummary{Kind: string(m.Kind), ID: m.ID, DisplayName: m.DisplayName, CreatedAt: m.Created}
+	switch m.Kind {
+	case graphclient.KindPhone:
+		s.Detail = fmt.Sprintf("%s %s, sms sign-in %s", m.PhoneType, events.MaskPhone(m.PhoneNumber), m.SMSSignInState)
+	case graphclient.KindEmail:
+		s.Detail = events.MaskEmail(m.EmailAddress)
+	case graphclient.KindTAP:
+		s.Detail = fmt.Sprintf("usable %t (%s), lifetime %d min", m.TAPUsable, m.TAPUsabilityReason, m.TAPLifetimeMinutes)
+	}
+	return s
+}
+
+func (r *run) ensurePhone(ctx context.Context, op events.Op) ([]events.OpResult, error) {
+	if err := r.load(ctx); err != nil {
+		return nil, err
+	}
+	pt := graphclient.PhoneType(op.Phone.Type)
+	want := op.Phone.Number
+	cur, ok := r.find(func(m graphclient.Method) bool { return m.Kind == graphclient.KindPhone && m.PhoneType == pt })
+	detail := string(pt) + " " + events.MaskPhone(want)
+	switch {
+	case ok && cur.PhoneNumber == want:
+		return []events.OpResult{result(op, graphclient.KindPhone, cur.ID, events.OutcomeUnchanged, detail)}, nil
+	case ok:
+		if !r.dry {
+			err := r.x.call(ctx, func(ctx context.Context) error { return r.x.graph.UpdatePhone(ctx, r.user.ID, cur.ID, want) })
+			if err != nil {
+				return nil, fmt.Errorf("update phone: %w", err)
+			}
+			cur.PhoneNumber = want
+			r.replace(cur)
+			if err := r.wrote(); err != nil {
+				return nil, err
+			}
+		}
+		return []events.OpResult{result(op, graphclient.KindPhone, cur.ID, events.OutcomeUpdated, detail)}, nil
+	default:
+		if r.dry {
+			return []events.OpResult{result(op, graphclient.KindPhone, "", events.OutcomeCreated, detail)}, nil
+		}
+		var (
+			m        graphclient.Method
+			attempts int
+		)
+		err := r.x.call(ctx, func(ctx context.Context) error {
+			if attempts++; attempts > 1 {
+				// The last reply may have been lost after Graph applied
+				// the write: look before posting again.
+				if got, ok, err := r.lookup(ctx, func(m graphclient.Method) bool {
+					return m.Kind == graphclient.KindPhone && m.PhoneType == pt && m.PhoneNumber == want
+				}); err != nil || ok {
+					m = got
+					return err
+				}
+			}
+			var err error
+			m, err = r.x.graph.AddPhone(ctx, r.user.ID, pt, want)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("add phone: %w", err)
+		}
+		r.replace(m)
+		if err := r.wrote(); err != nil {
+			return nil, err
+		}
+		return []events.OpResult{result(op, graphclient.KindPhone, m.ID, events.OutcomeCreated, detail)}, nil
+	}
+}
+
+func (r *run) removePhone(ctx context.Context, op events.Op) ([]events.OpResult, error) {
+	if err := r.load(ctx); err != nil {
+		return nil, err
+	}
+	pt := graphclient.PhoneType(op.Phone.Type)
+	cur, ok := r.find(func(m graphclient.Method) bool { return m.Kind == graphclient.KindPhone && m.PhoneType == pt })
+	if !ok {
+		return []events.OpResult{result(op, graphclient.KindPhone, "", events.OutcomeUnchanged, string(pt)+" not registered")}, nil
+	}
+	if err := r.delete(ctx, cur); err != nil {
+		return nil, err
+	}
+	return []events.OpResult{result(op, graphclient.KindPhone, cur.ID, events.OutcomeDeleted, string(pt))}, nil
+}
+
+// delete removes one method (unless dry); a method already gone counts as deleted.
+func (r *run) delete(ctx context.Context, m graphclient.Method) error {
+	if r.dry {
+		return nil
+	}
+	err := r.x.call(ctx, func(ctx context.Context) error { return r.x.graph.DeleteMethod(ctx, r.user.ID, m.Kind, m.ID) })
+	if err != nil && !(errors.Is(err, graphclient.ErrNotFound) && !errors.Is(err, graphclient.ErrUserNotFound)) {
+		return fmt.Errorf("delete %s method: %w", m.Kind, err)
+	}
+	r.forget(m.ID)
+	return r.wrote()
+}
+
+func (r *run) setSMSSignIn(ctx context.Context, op events.Op) ([]events.OpResult, error) {
+	if err := r.load(ctx); err != nil {
+		return nil, err
+	}
+	mobile, ok := r.find(func(m graphclient.Method) bool {
+		return m.Kind == graphclient.KindPhone && m.PhoneType == graphclient.PhoneMobile
+	})
+	if !ok {
+		return []events.OpResult{result(op, graphclient.KindPhone, "", events.OutcomeSkipped, "no mobile phone registered")}, nil
+	}
+	ready := mobile.SMSSignInState == "ready"
+	if ready == op.Enabled {
+		return []events.OpResult{result(op, graphclient.KindPhone, mobile.ID, events.OutcomeUnchanged, "sms sign-in "+mobile.SMSSignInState)}, nil
+	}
+	if !r.dry {
+		err := r.x.call(ctx, func(ctx context.Context) error {
+			if op.Enabled {
+				return r.x.graph.EnableSMSSignIn(ctx, r.user.ID, mobile.ID)
+			}
+			return r.x.graph.DisableSMSSignIn(ctx, r.user.ID, mobile.ID)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("set sms sign-in: %w", err)
+		}
+		mobile.SMSSignInState = map[bool]string{true: "ready", false: "notEnabled"}[op.Enabled]
+		r.replace(mobile)
+		if err := r.wrote(); err != nil {
+			return nil, err
+		}
+	}
+	return []events.OpResult{result(op, graphclient.KindPhone, mobile.ID, events.OutcomeUpdated,
+		map[bool]string{true: "sms sign-in enabled", false: "sms sign-in disabled"}[op.Enabled])}, nil
+}
+
+func (r *run) ensureEmail(ctx context.Context, op events.Op) ([]events.OpResult, error) {
+	if err := r.load(ctx); err != nil {
+		return nil, err
+	}
+	cur, ok := r.find(func(m graphclient.Method) bool { return m.Kind == graphclient.KindEmail })
+	switch {
+	case ok && strings.EqualFold(cur.EmailAddress, op.Email):
+		return []events.OpResult{result(op, graphclient.KindEmail, cur.ID, events.OutcomeUnchanged, "")}, nil
+	case ok:
+		if !r.dry {
+			err := r.x.call(ctx, func(ctx context.Context) error { return r.x.graph.UpdateEmail(ctx, r.user.ID, cur.ID, op.Email) })
+			if err != nil {
+				return nil, fmt.Errorf("update email: %w", err)
+			}
+			cur.EmailAddress = op.Email
+			r.replace(cur)
+			if err := r.wrote(); err != nil {
+				return nil, err
+			}
+		}
+		return []events.OpResult{result(op, graphclient.KindEmail, cur.ID, events.OutcomeUpdated, "")}, nil
+	default:
+		if r.dry {
+			return []events.OpResult{result(op, graphclient.KindEmail, "", events.OutcomeCreated, "")}, nil
+		}
+		var (
+			m        graphclient.Method
+			attempts int
+		)
+		err := r.x.call(ctx, func(ctx context.Context) error {
+			if attempts++; attempts > 1 {
+				// As for phones: a lost reply may hide an applied write.
+				if got, ok, err := r.lookup(ctx, func(m graphclient.Method) bool {
+					return m.Kind == graphclient.KindEmail && strings.EqualFold(m.EmailAddress, op.Email)
+				}); err != nil || ok {
+					m = got
+					return err
+				}
+			}
+			var err error
+			m, err = r.x.graph.AddEmail(ctx, r.user.ID, op.Email)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("add email: %w", err)
+		}
+		r.replace(m)
+		if err := r.wrote(); err != nil {
+			return nil, err
+		}
+		return []events.OpResult{result(op, graphclient.KindEmail, m.ID, events.OutcomeCreated, "")}, nil
+	}
+}
+
+// removeKind deletes every method of one kind (email, TAPs).
+func (r *run) removeKind(ctx context.Context, op events.Op, kind graphclient.Kind) ([]events.OpResult, error) {
+	if err := r.load(ctx); err != nil {
+		return nil, err
+	}
+	var out []events.OpResult
+	for _, m := range slices.Clone(r.methods) {
+		if m.Kind != kind {
+			continue
+		}
+		if err := r.delete(ctx, m); err != nil {
+			return out, err
+		}
+		out = append(out, result(op, kind, m.ID, events.OutcomeDeleted, ""))
+	}
+	if len(out) == 0 {
+		out = append(out, result(op, kind, "", events.OutcomeUnchanged, "none registered"))
+	}
+	return out, nil
+}
+
+func (r *run) removeMethod(ctx context.Context, op events.Op) ([]events.OpResult, error) {
+	if err := r.load(ctx); err != nil {
+		return nil, err
+	}
+	kind := graphclient.Kind(op.MethodKind)
+	cur, ok := r.find(func(m graphclient.Method) bool { return m.Kind == kind && m.ID == op.MethodID })
+	if !ok {
+		return []events.OpResult{result(op, kind, op.MethodID, events.OutcomeUnchanged, "not registered")}, nil
+	}
+	if err := r.delete(ctx, cur); err != nil {
+		return nil, err
+	}
+	return []events.OpResult{result(op, kind, cur.ID, events.OutcomeDeleted, cur.DisplayName)}, nil
+}
+
+// removeDeviceMethods removes the methods of the kinds asked for that belong
+// to the lost device: matched by display name (case-insensitive) or device tag.
+func (r *run) removeDeviceMethods(ctx context.Context, op events.Op) ([]events.OpResult, error) {
+	if err := r.load(ctx); err != nil {
+		return nil, err
+	}
+	var out []events.OpResult
+	for _, m := range slices.Clone(r.methods) {
+		if !slices.Contains(op.Kinds, string(m.Kind)) || !matchesDevice(m, op.Match) {
+			continue
+		}
+		if err := r.delete(ctx, m); err != nil {
+			return out, err
+		}
+		out = append(out, result(op, m.Kind, m.ID, events.OutcomeDeleted, m.DisplayName))
+	}
+	if len(out) == 0 {
+		out = append(out, result(op, "", "", events.OutcomeUnchanged, "no method matches the device"))
+	}
+	return out, nil
+}
+
+func matchesDevice(m graphclient.Method, d *events.DeviceMatch) bool {
+	if d == nil {
+		return false
+	}
+	if d.DisplayName != "" && strings.EqualFold(strings.TrimSpace(m.DisplayName), strings.TrimSpace(d.DisplayName)) {
+		return true
+	}
+	return d.DeviceID != "" && m.DeviceTag != "" && strings.EqualFold(m.DeviceTag, d.DeviceID)
+}
+
+// removeAllMethods deletes every removable method (all but the password),
+// in an order Graph accepts: alternate phones before the mobile, and the
+// default method — which Graph refuses to delete while others remain — last.
+// v1.0 cannot read which method is the default, so a method refused with a
+// rule violation is retried after the others are gone.
+func (r *run) removeAllMethods(ctx context.Context, op events.Op) ([]events.OpResult, error) {
+	if err := r.load(ctx); err != nil {
+		return nil, err
+	}
+	var todo []graphclient.Method
+	for _, m := range r.methods {
+		if m.Kind != graphclient.KindPassword {
+			todo = append(todo, m)
+		}
+	}
+	slices.SortStableFunc(todo, func(a, b graphclient.Method) int { return deleteRank(a) - deleteRank(b) })
+	var out []events.OpResult
+	for pass := 0; len(todo) > 0 && pass < 3; pass++ {
+		var refused []graphclient.Method
+		for _, m := range todo {
+			err := r.delete(ctx, m)
+			if err != nil && errors.Is(err, graphclient.ErrConflict) {
+				refused = append(refused, m)
+				continue
+			}
+			if err != nil {
+				return out, err
+			}
+			out = append(out, result(op, m.Kind, m.ID, events.OutcomeDeleted, m.DisplayName))
+		}
+		if len(refused) == len(todo) {
+			// No progress: report the refusal instead of looping.
+			return out, r.delete(ctx, refused[0])
+		}
+		todo = refused
+	}
+	if len(out) == 0 {
+		out = append(out, result(op, "", "", events.OutcomeUnchanged, "no removable methods"))
+	}
+	return out, nil
+}
+
+// deleteRank orders deletions: secondary phones before the mobile one, and
+// methods that are never the default MFA method first.
+func deleteRank(m graphclient.Method) int {
+	switch {
+	case m.Default:
+		return 100
+	case m.Kind == graphclient.KindTAP, m.Kind == graphclient.KindEmail:
+		return 0
+	case m.Kind == graphclient.KindPhone && m.PhoneType != graphclient.PhoneMobile:
+		return 1
+	case m.Kind == graphclient.KindPhone:
+		return 3
+	default:
+		return 2
+	}
+}
+
+// issueTAP creates a Temporary Access Pass and seals its value at once. The
+// value exists in plain text only inside this function. If an earlier
+// attempt recorded its intent but not its sealed result, it may have left a
+// TAP nobody can ever read: that orphan is deleted before a new one is made.
+func (r *run) issueTAP(ctx context.Context, step int, op events.Op) ([]events.OpResult, error) {
+	if r.user.UserType == "Guest" {
+		return nil, fmt.Errorf("issue tap: %w", guestTAPError{})
+	}
+	if r.dry {
+		return []events.OpResult{result(op, graphclient.KindTAP, "", events.OutcomeCreated, "dry run: nothing issued")}, nil
+	}
+	var out []events.OpResult
+	if _, orphan := r.ck.priorIntent(step); orphan {
+		if err := r.load(ctx); err != nil {
+			return nil, err
+		}
+		for _, m := range slices.Clone(r.methods) {
+			if m.Kind != graphclient.KindTAP {
+				continue
+			}
+			if err := r.delete(ctx, m); err != nil {
+				return nil, err
+			}
+			out = append(out, result(op, graphclient.KindTAP, m.ID, events.OutcomeDeleted, "orphan from an interrupted attempt"))
+		}
+	}
+	t0 := r.x.now()
+	if err := r.ck.intent(ctx, step, t0); err != nil {
+		return nil, err
+	}
+	req := graphclient.TAPRequest{LifetimeMinutes: op.TAP.LifetimeMinutes, UsableOnce: op.TAP.UsableOnce}
+	if op.TAP.Start != nil {
+		req.Start = *op.TAP.Start
+	}
+	var (
+		tap      graphclient.TAP
+		attempts int
+	)
+	err := r.x.call(ctx, func(ctx context.Context) error {
+		attempts++
+		if attempts > 1 {
+			// The previous attempt may have created a TAP whose reply was
+			// lost; Graph keeps one TAP per user, but do not rely on it.
+			if err := r.deleteTAPsSince(ctx, t0); err != nil {
+				return err
+			}
+		}
+		var err error
+		tap, err = r.x.graph.CreateTAP(ctx, r.user.ID, req)
+		return err
+	})
+	if err != nil {
+		return out, fmt.Errorf("create tap: %w", err)
+	}
+	sealed, err := events.Seal(events.SecretTAP, []byte(tap.Value), op.SealTo, r.x.sealKey)
+	tap.Value = ""
+	if err != nil {
+		// Unsealable: the value must not survive; remove the TAP.
+		_ = r.x.call(ctx, func(ctx context.Context) error {
+			return r.x.graph.DeleteMethod(ctx, r.user.ID, graphclient.KindTAP, tap.Method.ID)
+		})
+		return out, fmt.Errorf("seal tap: %w: %w", graphclient.ErrPermanent, err)
+	}
+	r.replace(tap.Method)
+	res := result(op, graphclient.KindTAP, tap.Method.ID, events.OutcomeCreated,
+		fmt.Sprintf("lifetime %d min, usable once %t", tap.Method.TAPLifetimeMinutes, tap.Method.TAPUsableOnce))
+	res.Secret = sealed
+	if err := r.wrote(); err != nil {
+		return nil, err
+	}
+	if err := r.ck.done(ctx, step, res); err != nil {
+		return nil, err
+	}
+	return append(out, res), nil
+}
+
+func (r *run) deleteTAPsSince(ctx context.Context, t0 time.Time) error {
+	ms, err := r.x.graph.Methods(ctx, r.user.ID)
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if m.Kind == graphclient.KindTAP && !m.Created.Before(t0.Add(-time.Minute)) {
+			if err := r.x.graph.DeleteMethod(ctx, r.user.ID, m.Kind, m.ID); err != nil && !errors.Is(err, graphclient.ErrNotFound) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+type guestTAPError struct{}
+
+func (guestTAPError) Error() string {
+	return "a Temporary Access Pass cannot be issued to a guest user"
+}
+func (guestTAPError) Is(target error) bool { return target == graphclient.ErrPermanent }
+
+// resetPassword resets the password and seals the new one at once. A retry
+// after a crash resets again: the earlier password was never delivered.
+func (r *run) resetPassword(ctx context.Context, step int, op events.Op) ([]events.OpResult, error) {
+	if r.dry {
+		return []events.OpResult{result(op, graphclient.KindPassword, graphclient.PasswordMethodID, events.OutcomeUpdated, "dry run: nothing reset")}, nil
+	}
+	if err := r.ck.intent(ctx, step, r.x.now()); err != nil {
+		return nil, err
+	}
+	var secret string
+	err := r.x.call(ctx, func(ctx context.Context) error {
+		if r.x.pwMode == PasswordResetAPI {
+			var err error
+			secret, err = r.x.graph.ResetPassword(ctx, r.user.ID, "")
+			return err
+		}
+		pw, err := generatePassword(20)
+		if err != nil {
+			return err
+		}
+		if err := r.x.graph.SetPassword(ctx, r.user.ID, pw, op.ForceChange); err != nil {
+			return err
+		}
+		secret = pw
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reset password: %w", err)
+	}
+	sealed, err := events.Seal(events.SecretPassword, []byte(secret), op.SealTo, r.x.sealKey)
+	secret = ""
+	if err != nil {
+		return nil, fmt.Errorf("seal password: %w: %w", graphclient.ErrPermanent, err)
+	}
+	res := result(op, graphclient.KindPassword, graphclient.PasswordMethodID, events.OutcomeUpdated, "must change at next sign-in")
+	res.Secret = sealed
+	if err := r.wrote(); err != nil {
+		return nil, err
+	}
+	if err := r.ck.done(ctx, step, res); err != nil {
+		return nil, err
+	}
+	return []events.OpResult{res}, nil
+}
+
+func (r *run) revokeSessions(ctx context.Context, op events.Op) ([]events.OpResult, error) {
+	if !r.dry {
+		if err := r.x.call(ctx, func(ctx context.Context) error { return r.x.graph.RevokeSessions(ctx, r.user.ID) }); err != nil {
+			return nil, fmt.Errorf("revoke sessions: %w", err)
+		}
+		if err := r.wrote(); err != nil {
+			return nil, err
+		}
+	}
+	return []events.OpResult{result(op, "", "", events.OutcomeUpdated, "sign-in sessions revoked")}, nil
+}
+
+func (r *run) setAccountEnabled(ctx context.Context, op events.Op) ([]events.OpResult, error) {
+	detail := map[bool]string{true: "account enabled", false: "account disabled"}[op.Enabled]
+	if r.user.AccountEnabled == op.Enabled {
+		return []events.OpResult{result(op, "", "", events.OutcomeUnchanged, detail)}, nil
+	}
+	if !r.dry {
+		if err := r.x.call(ctx, func(ctx context.Context) error {
+			return r.x.graph.SetAccountEnabled(ctx, r.user.ID, op.Enabled)
+		}); err != nil {
+			return nil, fmt.Errorf("set account enabled: %w", err)
+		}
+		r.user.AccountEnabled = op.Enabled
+		if err := r.wrote(); err != nil {
+			return nil, err
+		}
+	}
+	return []events.OpResult{result(op, "", "", events.OutcomeUpdated, detail)}, nil
+}
+
+// generatePassword returns a random password with upper, lower, digit and
+// symbol characters, which Entra's complexity rules accept.
+func generatePassword(n int) (string, error) {
+	sets := []string{"ABCDEFGHJKLMNPQRSTUVWXYZ", "abcdefghijkmnopqrstuvwxyz", "23456789", "!@#$%^&*-_=+?"}
+	all := strings.Join(sets, "")
+	b := make([]byte, n)
+	for i := range b {
+		set := all
+		if i < len(sets) {
+			set = sets[i]
+		}
+		k, err := rand.Int(rand.Reader, big.NewInt(int64(len(set))))
+		if err != nil {
+			return "", fmt.Errorf("generate password: %w", err)
+		}
+		b[i] = set[k.Int64()]
+	}
+	// Shuffle so the class order is not fixed.
+	for i := len(b) - 1; i > 0; i-- {
+		k, err := rand.Int(rand.Reader, big.NewInt(int64(i+1)))
+		if err != nil {
+			return "", fmt.Errorf("generate password: %w", err)
+		}
+		j := k.Int64()
+		b[i], b[j] = b[j], b[i]
+	}
+	return string(b), nil
+}
+
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+func randomID() string { return newUUID()[:8] }

@@ -1,0 +1,173 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The JetStream names authflow uses. They are a contract with publishers,
+// operators and tools: change them only with a migration.
+const (
+	EventsStream  = "AUTHFLOW_EVENTS"
+	ResultsStream = "AUTHFLOW_RESULTS"
+	DLQStream     = "AUTHFLOW_DLQ"
+	LedgerBucket  = "AUTHFLOW_LEDGER"
+
+	EventsSubjectPrefix  = "authflow.events."
+	ResultsSubjectPrefix = "authflow.results."
+	DLQSubjectPrefix     = "authflow.dlq."
+
+	consumerPrefix = "authflow-p"
+)
+
+// Headers the worker sets on dead letters and results.
+const (
+	HeaderDLQReason   = "Authflow-Dlq-Reason"
+	HeaderDLQMessage  = "Authflow-Dlq-Message"
+	HeaderDLQAttempts = "Authflow-Dlq-Attempts"
+	HeaderDLQSubject  = "Authflow-Dlq-Subject"
+	HeaderDLQSequence = "Authflow-Dlq-Sequence"
+	HeaderEventSource = "Authflow-Event-Source"
+	HeaderEventID     = "Authflow-Event-Id"
+	HeaderStatus      = "Authflow-Status"
+)
+
+// EventSubject is the subject a publisher uses for an event of the user
+// identified by key. The key must be one subject token.
+func EventSubject(key string) string { return EventsSubjectPrefix + key }
+
+// ResultSubject is the subject of the result of an event published with key.
+func ResultSubject(key string) string { return ResultsSubjectPrefix + key }
+
+// DLQSubject is the subject of a dead letter for an event published with key.
+func DLQSubject(key string) string { return DLQSubjectPrefix + key }
+
+// ValidKey reports whether key can be the user key token of an event subject.
+func ValidKey(key string) bool {
+	if key == "" || len(key) > 256 {
+		return false
+	}
+	for _, r := range key {
+		if r <= ' ' || r == '.' || r == '*' || r == '>' || r > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// partitionSubject is the stored subject filter of partition p.
+func partitionSubject(p int) string { return fmt.Sprintf("%s%d.*", EventsSubjectPrefix, p) }
+
+func consumerName(p int) string { return fmt.Sprintf("%s%03d", consumerPrefix, p) }
+
+// keyOfStoredSubject returns the user key of a stored (partitioned) event
+// subject "authflow.events.<p>.<key>".
+func keyOfStoredSubject(subject string) string {
+	if i := strings.LastIndexByte(subject, '.'); i >= 0 {
+		return subject[i+1:]
+	}
+	return subject
+}
+
+// Topology sizes the streams, the ledger and the consumers.
+type Topology struct {
+	Partitions int
+	Replicas   int
+	LedgerTTL  time.Duration
+	// EventsMaxAge, ResultsMaxAge, DLQMaxAge bound the streams' retention.
+	EventsMaxAge, ResultsMaxAge, DLQMaxAge time.Duration
+	// ResultsDuplicates is the results stream's dedup window: a result
+	// republished within it (same Nats-Msg-Id) is dropped by the server.
+	ResultsDuplicates time.Duration
+	AckWait           time.Duration
+	MaxMsgBytes       int32
+}
+
+// EnsureTopology creates or updates the streams, the ledger bucket and one
+// durable consumer per partition. It is idempotent: every replica calls it
+// at start.
+func EnsureTopology(ctx context.Context, js jetstream.JetStream, t Topology) (jetstream.KeyValue, error) {
+	if t.Partitions < 1 {
+		return nil, errors.New("ensure topology: partitions must be >= 1")
+	}
+	streams := []jetstream.StreamConfig{
+		{
+			Name:        EventsStream,
+			Description: "authflow events; subject authflow.events.<user key>, stored per partition",
+			Subjects:    []string{EventsSubjectPrefix + "*"},
+			SubjectTransform: &jetstream.SubjectTransformConfig{
+				Source:      EventsSubjectPrefix + "*",
+				Destination: fmt.Sprintf("%s{{partition(%d,1)}}.{{wildcard(1)}}", EventsSubjectPrefix, t.Partitions),
+			},
+			Retention:  jetstream.LimitsPolicy,
+			Storage:    jetstream.FileStorage,
+			Replicas:   t.Replicas,
+			MaxAge:     t.EventsMaxAge,
+			MaxMsgSize: t.MaxMsgBytes,
+			Duplicates: 2 * time.Minute,
+		},
+		{
+			Name:        ResultsStream,
+			Description: "authflow results, one per event",
+			Subjects:    []string{ResultsSubjectPrefix + ">"},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    t.Replicas,
+			MaxAge:      t.ResultsMaxAge,
+			Duplicates:  t.ResultsDuplicates,
+		},
+		{
+			Name:        DLQStream,
+			Description: "authflow dead letters: original bytes and headers, reason, attempts",
+			Subjects:    []string{DLQSubjectPrefix + ">"},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    t.Replicas,
+			MaxAge:      t.DLQMaxAge,
+			Duplicates:  2 * time.Minute,
+		},
+	}
+	for _, sc := range streams {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return nil, fmt.Errorf("ensure stream %s: %w", sc.Name, err)
+		}
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      LedgerBucket,
+		Description: "authflow idempotency ledger",
+		History:     1,
+		TTL:         t.LedgerTTL,
+		Storage:     jetstream.FileStorage,
+		Replicas:    t.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ensure ledger bucket: %w", err)
+	}
+	for p := 0; p < t.Partitions; p++ {
+		_, err := js.CreateOrUpdateConsumer(ctx, EventsStream, jetstream.ConsumerConfig{
+			Durable:       consumerName(p),
+			Description:   fmt.Sprintf("authflow partition %d of %d", p, t.Partitions),
+			FilterSubject: partitionSubject(p),
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       t.AckWait,
+			// One unacked event per partition: the server cannot hand the
+			// next event of a user out before the previous one is acked,
+			// and serves redeliveries first, so order survives crashes.
+			MaxAckPending: 1,
+			// Unlimited: the worker itself dead-letters an event once its
+			// attempts are used up (before decoding it), so a server-side
+			// limit could only strand an event without a result.
+			MaxDeliver:    -1,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("ensure consumer %s: %w", consumerName(p), err)
+		}
+	}
+	return kv, nil
+}

@@ -1,0 +1,254 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
+)
+
+// Worker consumes events and executes them. Create it with New, run it with
+// Run; several Workers (replicas) may share one stream.
+type Worker struct {
+	cfg     Config
+	js      jetstream.JetStream
+	kv      jetstream.KeyValue
+	ledger  ledger
+	x       *executor
+	log     *slog.Logger
+	metrics *Metrics
+	sem     chan struct{}
+
+	readyMu sync.Mutex
+	ready   bool
+}
+
+// New checks the configuration, connects to JetStream and creates or updates
+// the streams, the ledger bucket and the partition consumers.
+func New(ctx context.Context, cfg Config) (*Worker, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("worker config: %w", err)
+	}
+	if cfg.SealKey == nil {
+		kp, err := nkeys.CreateCurveKeys()
+		if err != nil {
+			return nil, fmt.Errorf("worker seal key: %w", err)
+		}
+		cfg.SealKey = kp
+	}
+	js, err := jetstream.New(cfg.NATS)
+	if err != nil {
+		return nil, fmt.Errorf("worker jetstream: %w", err)
+	}
+	kv, err := EnsureTopology(ctx, js, Topology{
+		Partitions:        cfg.Partitions,
+		Replicas:          cfg.Replicas,
+		LedgerTTL:         cfg.LedgerTTL,
+		EventsMaxAge:      cfg.LedgerTTL,
+		ResultsMaxAge:     30 * 24 * time.Hour,
+		DLQMaxAge:         90 * 24 * time.Hour,
+		ResultsDuplicates: 24 * time.Hour,
+		AckWait:           cfg.AckWait,
+		MaxMsgBytes:       1 << 20,
+	})
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Logger.With("instance", cfg.Instance)
+	w := &Worker{
+		cfg:     cfg,
+		js:      js,
+		kv:      kv,
+		ledger:  ledger{kv: kv},
+		log:     log,
+		metrics: cfg.Metrics,
+		sem:     make(chan struct{}, cfg.Concurrency),
+		x: &executor{
+			graph:   cfg.Graph,
+			retry:   *cfg.Retry,
+			sealKey: cfg.SealKey,
+			pwMode:  cfg.PasswordMode,
+			now:     cfg.Now,
+			hook:    cfg.Hook,
+			metrics: cfg.Metrics,
+			log:     log,
+		},
+	}
+	return w, nil
+}
+
+// SealPublicKey is the curve public key secrets are sealed from; a recipient
+// needs it (it is also in every sealed secret) to open them.
+func (w *Worker) SealPublicKey() string {
+	pub, _ := w.cfg.SealKey.PublicKey()
+	return pub
+}
+
+// Ready reports whether Run is consuming.
+func (w *Worker) Ready() bool {
+	w.readyMu.Lock()
+	defer w.readyMu.Unlock()
+	return w.ready && w.cfg.NATS.IsConnected()
+}
+
+func (w *Worker) setReady(v bool) {
+	w.readyMu.Lock()
+	w.ready = v
+	w.readyMu.Unlock()
+}
+
+// Run consumes every partition until ctx is cancelled. Then it stops
+// pulling, hands back what it had received but not started, waits up to
+// ShutdownTimeout for events in flight, and hands back the rest (their
+// ledger entries stay "in progress", so another replica resumes them).
+func (w *Worker) Run(ctx context.Context) error {
+	// work is cancelled only when the shutdown grace period is over.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+
+	var wg sync.WaitGroup
+	iters := make([]jetstream.MessagesContext, 0, w.cfg.Partitions)
+	for p := 0; p < w.cfg.Partitions; p++ {
+		cons, err := w.js.Consumer(ctx, EventsStream, consumerName(p))
+		if err != nil {
+			for _, it := range iters {
+				it.Stop()
+			}
+			return fmt.Errorf("worker consumer %d: %w", p, err)
+		}
+		it, err := cons.Messages(
+			jetstream.PullMaxMessages(1),
+			jetstream.PullExpiry(5*time.Second),
+		)
+		if err != nil {
+			for _, it := range iters {
+				it.Stop()
+			}
+			return fmt.Errorf("worker consume partition %d: %w", p, err)
+		}
+		iters = append(iters, it)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.consume(ctx, work, it)
+		}()
+	}
+	stopStats := w.pollConsumerStats(ctx)
+	w.setReady(true)
+	w.log.Info("worker running", "partitions", w.cfg.Partitions, "concurrency", w.cfg.Concurrency, "seal_key", w.SealPublicKey())
+
+	<-ctx.Done()
+	w.setReady(false)
+	stopStats()
+	// Stop pulling; buffered messages are handed back by consume.
+	for _, it := range iters {
+		it.Drain()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(w.cfg.ShutdownTimeout):
+		w.log.Warn("shutdown grace period over; handing back events in flight")
+		cancelWork()
+		<-done
+	}
+	w.log.Info("worker stopped")
+	return nil
+}
+
+// consume is one partition's loop. Only one event of a partition can be
+// unacked at a time (MaxAckPending 1), so this loop handles them serially.
+func (w *Worker) consume(ctx, work context.Context, it jetstream.MessagesContext) {
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			w.log.Warn("pull failed", "err", err)
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
+		if ctx.Err() != nil {
+			// Received while shutting down: hand it back untouched.
+			_ = msg.Nak()
+			continue
+		}
+		select {
+		case w.sem <- struct{}{}:
+		case <-ctx.Done():
+			_ = msg.Nak()
+			continue
+		}
+		w.handle(work, msg)
+		<-w.sem
+	}
+}
+
+// pollConsumerStats refreshes the pending gauges every few seconds.
+func (w *Worker) pollConsumerStats(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			var pending, ackPending uint64
+			for p := 0; p < w.cfg.Partitions; p++ {
+				cctx, c := context.WithTimeout(ctx, 2*time.Second)
+				cons, err := w.js.Consumer(cctx, EventsStream, consumerName(p))
+				if err == nil {
+					// Consumer fetched the info just now.
+					info := cons.CachedInfo()
+					pending += info.NumPending
+					ackPending += uint64(info.NumAckPending)
+				}
+				c()
+			}
+			w.metrics.pending.Set(float64(pending))
+			w.metrics.ackPending.Set(float64(ackPending))
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// keepAlive sends InProgress for msg every third of AckWait until stop is
+// called, so a long Graph call does not make the server redeliver.
+func (w *Worker) keepAlive(msg jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(w.cfg.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				_ = msg.InProgress()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
