@@ -29,6 +29,14 @@ type command struct {
 // commands is filled by the files of this package, one file per subcommand.
 func commands() map[string]command {
 	return map[string]command{
+		"worker":   {"run the worker: consume events, apply them to Microsoft Graph, publish results", runWorker},
+		"dev":      {"local demo: embedded JetStream + Graph emulator + worker + demo events", runDev},
+		"send":     {"build, validate, sign and publish an event (--wait: print its result)", runSend},
+		"results":  {"print stored results (--follow: and new ones)", runResults},
+		"dlq":      {"list, show or replay dead letters", runDLQ},
+		"keys":     {"make a signing key (new-signing) or a sealing key (new-sealing)", runKeys},
+		"open":     {"open the sealed secrets of a result with the recipient's seed", runOpen},
+		"check":    {"pre-flight checks: NATS, streams, ledger, Graph token and permissions", runCheck},
 		"emulator": {"serve the Microsoft Graph emulator over HTTP", runEmulator},
 	}
 }

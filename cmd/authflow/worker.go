@@ -1,0 +1,251 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/authflow/authflow/events"
+	"github.com/authflow/authflow/worker"
+)
+
+// workerFlags is the configuration of `authflow worker`.
+type workerFlags struct {
+	nats  natsFlags
+	graph graphFlags
+
+	policy          string
+	partitions      int
+	concurrency     int
+	replicas        int
+	ledgerTTL       time.Duration
+	maxAttempts     int
+	ackWait         time.Duration
+	shutdownTimeout time.Duration
+	passwordMode    string
+	defaultRegion   string
+	logLevel        string
+	metricsListen   string
+	instance        string
+}
+
+func (f *workerFlags) register(fsName string, stderr io.Writer) *flag.FlagSet {
+	fs := newFlagSet(fsName, stderr)
+	f.nats.register(fs)
+	f.graph.register(fs)
+	fs.StringVar(&f.policy, "policy", "", "policy `FILE` (YAML): sources, types, signatures, protected users; required")
+	fs.IntVar(&f.partitions, "partitions", worker.DefaultPartitions, "partitions of the events stream (1..1024); change only on a drained stream")
+	fs.IntVar(&f.concurrency, "concurrency", worker.DefaultConcurrency, "events processed at once by this process")
+	fs.IntVar(&f.replicas, "stream-replicas", 3, "replicas of the streams and the ledger (1..5); 3 needs a cluster of 3 JetStream servers")
+	fs.DurationVar(&f.ledgerTTL, "ledger-ttl", worker.DefaultLedgerTTL, "how long the ledger remembers an event (at least the policy's maximum event age)")
+	fs.IntVar(&f.maxAttempts, "max-attempts", worker.DefaultMaxAttempts, "deliveries of an event before it fails with retries_exhausted")
+	fs.DurationVar(&f.ackWait, "ack-wait", worker.DefaultAckWait, "consumers' ack deadline (the worker extends it while it works)")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", worker.DefaultShutdownTimeout, "how long a shutdown waits for events in flight")
+	fs.StringVar(&f.passwordMode, "password-mode", string(worker.PasswordPatch), "password reset API: patch (application permissions) or resetPassword (delegated)")
+	fs.StringVar(&f.defaultRegion, "default-region", "US", "ISO 3166 `REGION` national phone numbers are read in")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&f.metricsListen, "metrics-listen", "127.0.0.1:9090", "`HOST:PORT` of /metrics, /healthz and /readyz")
+	host, _ := os.Hostname()
+	fs.StringVar(&f.instance, "instance", host, "this replica's `ID` in logs and the ledger")
+	return fs
+}
+
+// validate checks everything that can be checked without a network.
+func (f *workerFlags) validate() error {
+	if err := f.nats.validate(); err != nil {
+		return err
+	}
+	if err := f.graph.validate(); err != nil {
+		return err
+	}
+	switch {
+	case f.policy == "":
+		return usagef("--policy is required: the worker never runs without a policy (see docs/events.md; authflow dev uses an allow-all one)")
+	case f.partitions < 1 || f.partitions > 1024:
+		return usagef("--partitions must be 1..1024, got %d", f.partitions)
+	case f.concurrency < 1:
+		return usagef("--concurrency must be at least 1, got %d", f.concurrency)
+	case f.replicas < 1 || f.replicas > 5:
+		return usagef("--stream-replicas must be 1..5, got %d", f.replicas)
+	case f.ledgerTTL < time.Minute:
+		return usagef("--ledger-ttl must be at least 1m, got %s", f.ledgerTTL)
+	case f.maxAttempts < 1:
+		return usagef("--max-attempts must be at least 1, got %d", f.maxAttempts)
+	case f.ackWait < time.Second:
+		return usagef("--ack-wait must be at least 1s, got %s", f.ackWait)
+	case f.shutdownTimeout <= 0:
+		return usagef("--shutdown-timeout must be positive, got %s", f.shutdownTimeout)
+	case f.passwordMode != string(worker.PasswordPatch) && f.passwordMode != string(worker.PasswordResetAPI):
+		return usagef("--password-mode must be %s or %s, got %q", worker.PasswordPatch, worker.PasswordResetAPI, f.passwordMode)
+	case !isRegionCode(f.defaultRegion):
+		return usagef("--default-region must be a two-letter ISO 3166 region code such as US, got %q", f.defaultRegion)
+	case f.instance == "" || len(f.instance) > 128 || strings.ContainsFunc(f.instance, isControlOrSpace):
+		return usagef("--instance must be 1..128 printable characters without spaces, got %q", f.instance)
+	}
+	if _, err := parseLevel(f.logLevel); err != nil {
+		return err
+	}
+	if err := checkListen("metrics-listen", f.metricsListen); err != nil {
+		return err
+	}
+	// The decoder refuses a region libphonenumber does not know: find out now.
+	if _, err := (events.Decoder{DefaultRegion: f.defaultRegion}).Decode([]byte("{}")); events.CodeOf(err) == events.CodeInternal {
+		return usagef("--default-region %q is not a region libphonenumber knows", f.defaultRegion)
+	}
+	return nil
+}
+
+func isControlOrSpace(r rune) bool { return r <= ' ' || r == 0x7f }
+
+// isRegionCode reports whether s has the form of an ISO 3166 alpha-2 code.
+func isRegionCode(s string) bool {
+	return len(s) == 2 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z'
+}
+
+// parseLevel reads --log-level.
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, usagef("--log-level must be debug, info, warn or error, got %q", s)
+	}
+	return l, nil
+}
+
+// checkListen validates a HOST:PORT listen flag. An empty host would mean
+// every interface: it must be asked for explicitly (0.0.0.0 or [::]).
+func checkListen(flagName, addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return usagef("invalid --%s %q: want HOST:PORT such as 127.0.0.1:9090", flagName, addr)
+	}
+	if host == "" {
+		return usagef("invalid --%s %q: give a host (127.0.0.1, the pod IP, or 0.0.0.0 to listen on every interface)", flagName, addr)
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return usagef("invalid --%s %q: bad port", flagName, addr)
+	}
+	return nil
+}
+
+func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f workerFlags
+	fs := f.register("worker", stderr)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := f.validate(); err != nil {
+		return err
+	}
+	level, _ := parseLevel(f.logLevel)
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	policy, err := events.LoadPolicy(f.policy)
+	if err != nil {
+		return usagef("--policy: %v", err)
+	}
+	if f.ledgerTTL < policy.MaxAge() {
+		return usagef("--ledger-ttl %s is shorter than the policy's maximum event age %s: an event older than the ledger's memory could be replayed", f.ledgerTTL, policy.MaxAge())
+	}
+
+	// Listen before connecting anywhere: a taken or bad address is a
+	// configuration error, and /healthz answers while NATS is reached.
+	ln, err := net.Listen("tcp", f.metricsListen)
+	if err != nil {
+		return usagef("--metrics-listen: %v", err)
+	}
+	defer ln.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := worker.NewMetrics(reg)
+
+	graph, err := f.graph.client(metrics.ObserveGraph, log.With("component", "graph"))
+	if err != nil {
+		return err
+	}
+	nc, err := f.nats.connect(ctx, "authflow-worker/"+f.instance, log.With("component", "nats"))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+
+	w, err := worker.New(ctx, worker.Config{
+		NATS:            nc,
+		Graph:           graph,
+		Policy:          policy,
+		Decoder:         events.Decoder{DefaultRegion: f.defaultRegion},
+		Instance:        f.instance,
+		Partitions:      f.partitions,
+		Concurrency:     f.concurrency,
+		Replicas:        f.replicas,
+		LedgerTTL:       f.ledgerTTL,
+		AckWait:         f.ackWait,
+		MaxAttempts:     f.maxAttempts,
+		ShutdownTimeout: f.shutdownTimeout,
+		PasswordMode:    worker.PasswordMode(f.passwordMode),
+		Logger:          log,
+		Metrics:         metrics,
+	})
+	if err != nil {
+		return explainTopologyError(err, f.replicas)
+	}
+
+	srv := &http.Server{
+		Handler:           w.Handler(reg, graph.CheckToken),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("authflow worker starting",
+		"nats", redactURLs(mustURLs(&f.nats)), "graph", f.graph.describe(), "policy", f.policy,
+		"metrics", "http://"+ln.Addr().String()+"/metrics", "partitions", f.partitions,
+		"concurrency", f.concurrency, "replicas", f.replicas)
+
+	runErr := w.Run(ctx)
+
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdownCtx)
+	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("metrics server", "err", err)
+	}
+	if err := nc.Drain(); err != nil {
+		log.Warn("NATS drain", "err", err)
+	}
+	if runErr != nil {
+		return fmt.Errorf("worker: %w", runErr)
+	}
+	return nil
+}
+
+func mustURLs(f *natsFlags) []string {
+	u, _ := f.serverURLs()
+	return u
+}
+
+// explainTopologyError adds the flag to blame when the streams cannot be
+// created with the replicas asked for (a single server cannot hold R3).
+func explainTopologyError(err error, replicas int) error {
+	var apiErr *jetstream.APIError
+	msg := err.Error()
+	if replicas > 1 && (errors.As(err, &apiErr) && (apiErr.ErrorCode == 10074 || apiErr.ErrorCode == 10023) ||
+		strings.Contains(msg, "replicas") || strings.Contains(msg, "insufficient resources")) {
+		return usagef("%v (--stream-replicas %d needs a JetStream cluster of at least %d servers; use --stream-replicas 1 on a single server)", err, replicas, replicas)
+	}
+	return err
+}
