@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -132,24 +133,39 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, t Topology) (je
 			Duplicates:  2 * time.Minute,
 		},
 	}
+	// Look before writing: a least-privilege worker may read but not
+	// update the streams an operator created (deploy/nats/accounts.conf).
 	for _, sc := range streams {
+		if s, err := js.Stream(ctx, sc.Name); err == nil && sameStream(s.CachedInfo().Config, sc) {
+			continue
+		}
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return nil, fmt.Errorf("ensure stream %s: %w", sc.Name, err)
 		}
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kvc := jetstream.KeyValueConfig{
 		Bucket:      LedgerBucket,
 		Description: "authflow idempotency ledger",
 		History:     1,
 		TTL:         t.LedgerTTL,
 		Storage:     jetstream.FileStorage,
 		Replicas:    t.Replicas,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("ensure ledger bucket: %w", err)
+	}
+	kv, err := js.KeyValue(ctx, LedgerBucket)
+	if err == nil {
+		st, serr := kv.Status(ctx)
+		if serr != nil || st.TTL() != kvc.TTL || st.History() != int64(kvc.History) || replicasOf(st) != kvc.Replicas {
+			kv = nil
+		}
+	}
+	if kv == nil || err != nil {
+		kv, err = js.CreateOrUpdateKeyValue(ctx, kvc)
+		if err != nil {
+			return nil, fmt.Errorf("ensure ledger bucket: %w", err)
+		}
 	}
 	for p := 0; p < t.Partitions; p++ {
-		_, err := js.CreateOrUpdateConsumer(ctx, EventsStream, jetstream.ConsumerConfig{
+		want := jetstream.ConsumerConfig{
 			Durable:       consumerName(p),
 			Description:   fmt.Sprintf("authflow partition %d of %d", p, t.Partitions),
 			FilterSubject: partitionSubject(p),
@@ -164,10 +180,45 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, t Topology) (je
 			// limit could only strand an event without a result.
 			MaxDeliver:    -1,
 			DeliverPolicy: jetstream.DeliverAllPolicy,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("ensure consumer %s: %w", consumerName(p), err)
+		}
+		if c, err := js.Consumer(ctx, EventsStream, want.Durable); err == nil && sameConsumer(c.CachedInfo().Config, want) {
+			continue
+		}
+		if _, err := js.CreateOrUpdateConsumer(ctx, EventsStream, want); err != nil {
+			return nil, fmt.Errorf("ensure consumer %s: %w", want.Durable, err)
 		}
 	}
 	return kv, nil
+}
+
+// sameStream reports whether the server's config already has every setting
+// EnsureTopology asks for.
+func sameStream(have, want jetstream.StreamConfig) bool {
+	return slices.Equal(have.Subjects, want.Subjects) &&
+		have.Replicas == want.Replicas && have.MaxAge == want.MaxAge &&
+		have.Duplicates == want.Duplicates && unlimited(have.MaxMsgSize) == unlimited(want.MaxMsgSize) &&
+		have.Retention == want.Retention && have.Storage == want.Storage &&
+		(have.SubjectTransform == nil) == (want.SubjectTransform == nil) &&
+		(want.SubjectTransform == nil || *have.SubjectTransform == *want.SubjectTransform)
+}
+
+func sameConsumer(have, want jetstream.ConsumerConfig) bool {
+	return have.FilterSubject == want.FilterSubject && have.AckWait == want.AckWait &&
+		have.MaxAckPending == want.MaxAckPending && have.MaxDeliver == want.MaxDeliver &&
+		have.AckPolicy == want.AckPolicy && have.DeliverPolicy == want.DeliverPolicy
+}
+
+func replicasOf(st jetstream.KeyValueStatus) int {
+	if s, ok := st.(*jetstream.KeyValueBucketStatus); ok {
+		return s.StreamInfo().Config.Replicas
+	}
+	return 0
+}
+
+// unlimited maps the server's "no limit" values (0 and -1) to one.
+func unlimited(v int32) int32 {
+	if v <= 0 {
+		return -1
+	}
+	return v
 }

@@ -46,7 +46,7 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker jetstream: %w", err)
 	}
-	kv, err := EnsureTopology(ctx, js, Topology{
+	kv, err := ensureTopologyRetrying(ctx, js, log0(cfg), Topology{
 		Partitions:        cfg.Partitions,
 		Replicas:          cfg.Replicas,
 		LedgerTTL:         cfg.LedgerTTL,
@@ -60,7 +60,7 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	log := cfg.Logger.With("instance", cfg.Instance)
+	log := log0(cfg)
 	w := &Worker{
 		cfg:     cfg,
 		js:      js,
@@ -251,4 +251,32 @@ func (w *Worker) keepAlive(msg jetstream.Msg) (stop func()) {
 		}
 	}()
 	return func() { close(done); <-finished }
+}
+
+func log0(cfg Config) *slog.Logger { return cfg.Logger.With("instance", cfg.Instance) }
+
+// ensureTopologyRetrying retries EnsureTopology for up to a minute: on a
+// fresh cluster the JetStream API answers only once a meta leader is
+// elected, and several replicas start at once.
+func ensureTopologyRetrying(ctx context.Context, js jetstream.JetStream, log *slog.Logger, t Topology) (jetstream.KeyValue, error) {
+	deadline := time.Now().Add(time.Minute)
+	wait := 500 * time.Millisecond
+	for {
+		actx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		kv, err := EnsureTopology(actx, js, t)
+		cancel()
+		if err == nil {
+			return kv, nil
+		}
+		if ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
+			return nil, err
+		}
+		log.Warn("JetStream topology not ready; retrying", "err", err, "in", wait.String())
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
 }
