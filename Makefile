@@ -36,3 +36,18 @@ lint: ## gofmt and go vet
 .PHONY: emulator
 emulator: ## run the Graph emulator on 127.0.0.1:8080 with token dev-token
 	$(GO) run ./cmd/authflow emulator --listen 127.0.0.1:8080 --token dev-token
+
+# Local images and the Docker compose cluster: see deploy/README.md.
+COMPOSE ?= docker-compose -p authflow -f deploy/compose.yaml
+
+.PHONY: images
+images: ## build the local images authflow:dev and authflow-nats:dev (FROM scratch, no registry)
+	GO=$(GO) deploy/build-images.sh
+
+.PHONY: compose-up
+compose-up: images ## run 3 NATS JetStream nodes, the Graph emulator and 2 workers in Docker
+	$(COMPOSE) up -d
+
+.PHONY: compose-down
+compose-down: ## stop the compose cluster and delete its volumes
+	$(COMPOSE) down -v
