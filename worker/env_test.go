@@ -35,7 +35,8 @@ type env struct {
 	logs      *logBuffer
 	policy    *events.Policy
 	seq       int
-	secrets   []string // plain-text secrets the test opened
+	secrets   []string             // plain-text secrets the test opened
+	registry  *prometheus.Registry // of the last worker started
 }
 
 func newEnv(t *testing.T) *env {
@@ -59,7 +60,9 @@ func newEnv(t *testing.T) *env {
 // testConfig is a worker configuration scaled for tests: few partitions,
 // short ack wait, short retry budgets.
 func (e *env) testConfig(nc *nats.Conn) worker.Config {
-	g, err := graphclient.New(graphclient.Config{BaseURL: e.graph.GraphURL, Token: e.graph.Token})
+	e.registry = prometheus.NewRegistry()
+	metrics := worker.NewMetrics(e.registry)
+	g, err := graphclient.New(graphclient.Config{BaseURL: e.graph.GraphURL, Token: e.graph.Token, Observe: metrics.ObserveGraph})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -76,7 +79,7 @@ func (e *env) testConfig(nc *nats.Conn) worker.Config {
 		RedeliveryDelay: 200 * time.Millisecond,
 		ShutdownTimeout: 3 * time.Second,
 		Logger:          e.logs.logger(),
-		Metrics:         worker.NewMetrics(prometheus.NewRegistry()),
+		Metrics:         metrics,
 	}
 }
 

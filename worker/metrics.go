@@ -28,6 +28,16 @@ type Metrics struct {
 
 // NewMetrics creates the metrics and registers them on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := newMetrics(reg)
+	// Export the retry series at zero so dashboards and alerts see them
+	// before the first retry.
+	for _, reason := range []string{"graph", "redelivery"} {
+		m.retries.WithLabelValues(reason)
+	}
+	return m
+}
+
+func newMetrics(reg prometheus.Registerer) *Metrics {
 	f := promauto.With(reg)
 	return &Metrics{
 		events: f.NewCounterVec(prometheus.CounterOpts{
