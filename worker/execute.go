@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nkeys"
 
 	"github.com/authflow/authflow/events"
@@ -205,6 +206,28 @@ func (r *run) find(pred func(graphclient.Method) bool) (graphclient.Method, bool
 	return graphclient.Method{}, false
 }
 
+// create posts a new method under the retry policy. On a retry it first
+// reads whether the previous attempt's write was applied although its reply
+// was lost, so a lost reply never turns into a "method exists" failure.
+func (r *run) create(ctx context.Context, applied func(graphclient.Method) bool, post func(context.Context) (graphclient.Method, error)) (graphclient.Method, error) {
+	var (
+		m        graphclient.Method
+		attempts int
+	)
+	err := r.x.call(ctx, func(ctx context.Context) error {
+		if attempts++; attempts > 1 {
+			if got, ok, err := r.lookup(ctx, applied); err != nil || ok {
+				m = got
+				return err
+			}
+		}
+		var err error
+		m, err = post(ctx)
+		return err
+	})
+	return m, err
+}
+
 // lookup reads the user's methods afresh (inside a retry) and returns the
 // first that matches.
 func (r *run) lookup(ctx context.Context, pred func(graphclient.Method) bool) (graphclient.Method, bool, error) {
@@ -286,24 +309,10 @@ func (r *run) ensurePhone(ctx context.Context, op events.Op) ([]events.OpResult,
 		if r.dry {
 			return []events.OpResult{result(op, graphclient.KindPhone, "", events.OutcomeCreated, detail)}, nil
 		}
-		var (
-			m        graphclient.Method
-			attempts int
-		)
-		err := r.x.call(ctx, func(ctx context.Context) error {
-			if attempts++; attempts > 1 {
-				// The last reply may have been lost after Graph applied
-				// the write: look before posting again.
-				if got, ok, err := r.lookup(ctx, func(m graphclient.Method) bool {
-					return m.Kind == graphclient.KindPhone && m.PhoneType == pt && m.PhoneNumber == want
-				}); err != nil || ok {
-					m = got
-					return err
-				}
-			}
-			var err error
-			m, err = r.x.graph.AddPhone(ctx, r.user.ID, pt, want)
-			return err
+		m, err := r.create(ctx, func(m graphclient.Method) bool {
+			return m.Kind == graphclient.KindPhone && m.PhoneType == pt && m.PhoneNumber == want
+		}, func(ctx context.Context) (graphclient.Method, error) {
+			return r.x.graph.AddPhone(ctx, r.user.ID, pt, want)
 		})
 		if err != nil {
 			return nil, fmt.Errorf("add phone: %w", err)
@@ -403,23 +412,10 @@ func (r *run) ensureEmail(ctx context.Context, op events.Op) ([]events.OpResult,
 		if r.dry {
 			return []events.OpResult{result(op, graphclient.KindEmail, "", events.OutcomeCreated, "")}, nil
 		}
-		var (
-			m        graphclient.Method
-			attempts int
-		)
-		err := r.x.call(ctx, func(ctx context.Context) error {
-			if attempts++; attempts > 1 {
-				// As for phones: a lost reply may hide an applied write.
-				if got, ok, err := r.lookup(ctx, func(m graphclient.Method) bool {
-					return m.Kind == graphclient.KindEmail && strings.EqualFold(m.EmailAddress, op.Email)
-				}); err != nil || ok {
-					m = got
-					return err
-				}
-			}
-			var err error
-			m, err = r.x.graph.AddEmail(ctx, r.user.ID, op.Email)
-			return err
+		m, err := r.create(ctx, func(m graphclient.Method) bool {
+			return m.Kind == graphclient.KindEmail && strings.EqualFold(m.EmailAddress, op.Email)
+		}, func(ctx context.Context) (graphclient.Method, error) {
+			return r.x.graph.AddEmail(ctx, r.user.ID, op.Email)
 		})
 		if err != nil {
 			return nil, fmt.Errorf("add email: %w", err)
@@ -762,12 +758,6 @@ func generatePassword(n int) (string, error) {
 	return string(b), nil
 }
 
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
+func newUUID() string { return uuid.NewString() }
 
 func randomID() string { return newUUID()[:8] }
