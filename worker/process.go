@@ -49,8 +49,6 @@ type delivery struct {
 func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	w.metrics.inFlight.Inc()
 	defer w.metrics.inFlight.Dec()
-	stop := w.keepAlive(msg)
-	defer stop()
 
 	d := &delivery{w: w, msg: msg, key: keyOfStoredSubject(msg.Subject()), raw: msg.Data(), received: w.cfg.Now()}
 	md, err := msg.Metadata()

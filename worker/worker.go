@@ -188,14 +188,20 @@ func (w *Worker) consume(ctx, work context.Context, it jetstream.MessagesContext
 			_ = msg.Nak()
 			continue
 		}
+		// Keep the message alive from the moment it is ours, also while it
+		// waits for a free slot, so the server does not hand it to another
+		// replica meanwhile.
+		stop := w.keepAlive(msg)
 		select {
 		case w.sem <- struct{}{}:
 		case <-ctx.Done():
+			stop()
 			_ = msg.Nak()
 			continue
 		}
 		w.handle(work, msg)
 		<-w.sem
+		stop()
 	}
 }
 
