@@ -15,5 +15,7 @@
 // deploy_test.go parses every manifest, checks them against each other (selectors,
 // references, ports, flags), loads every NATS configuration with the server's own parser
 // and enforces the permissions of accounts.conf against real clients of an in-process
-// server. See README.md in this directory for how to use the files.
+// server. containers_test.go starts the compose topology from the locally built images
+// with testcontainers-go and drives it with authflow send. See README.md in this
+// directory for how to use the files.
 package deploy
