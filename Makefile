@@ -20,9 +20,10 @@ build: ## build the authflow binary into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/authflow
 
 .PHONY: test
-test: ## vet and run every test (container tests skip without Docker, fail in CI)
+test: ## vet and run every test (container tests skip without Docker, fail in CI), the concurrent packages also under -race
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 40m $(PKGS)
+	$(GO) test -race -count=1 -timeout 20m ./graphclient/... ./worker/...
 
 .PHONY: test-race
 test-race: ## run the tests with the race detector

@@ -68,7 +68,6 @@ type Config struct {
 type Client struct {
 	base     *url.URL
 	adapter  abs.RequestAdapter
-	users    *users.UsersRequestBuilder
 	tokens   *tokenProvider
 	throttle *Throttle
 	observe  func(op string, status int, d time.Duration)
@@ -157,8 +156,14 @@ func New(cfg Config) (*Client, error) {
 	}
 	adapter.SetBaseUrl(base.String())
 	c.adapter = adapter
-	c.users = users.NewUsersRequestBuilderInternal(map[string]string{"baseurl": base.String()}, adapter)
 	return c, nil
+}
+
+// root returns a new /users request builder. Never share one between calls:
+// kiota's adapter writes the base URL into the builder's path-parameter map
+// on every request, which races with a concurrent ByUserId reading it.
+func (c *Client) root() *users.UsersRequestBuilder {
+	return users.NewUsersRequestBuilderInternal(map[string]string{"baseurl": c.base.String()}, c.adapter)
 }
 
 // Throttle returns the client's throttle (for metrics).

@@ -14,7 +14,7 @@ import (
 const maxPages = 50
 
 func (c *Client) authn(userID string) *users.ItemAuthenticationRequestBuilder {
-	return c.users.ByUserId(userID).Authentication()
+	return c.root().ByUserId(userID).Authentication()
 }
 
 // checkIDs validates a user id and method ids before they go into a path.

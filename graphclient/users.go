@@ -31,7 +31,7 @@ func (c *Client) ResolveUser(ctx context.Context, ref string) (User, error) {
 	if r.ID != "" {
 		resp, err = c.call(ctx, op, func(ctx context.Context) error {
 			var err error
-			u, err = c.users.ByUserId(r.ID).Get(ctx, &users.UserItemRequestBuilderGetRequestConfiguration{
+			u, err = c.root().ByUserId(r.ID).Get(ctx, &users.UserItemRequestBuilderGetRequestConfiguration{
 				QueryParameters: &users.UserItemRequestBuilderGetQueryParameters{Select: userSelect()},
 			})
 			return err
@@ -47,7 +47,7 @@ func (c *Client) ResolveUser(ctx context.Context, ref string) (User, error) {
 		var res models.UserCollectionResponseable
 		resp, err = c.call(ctx, op, func(ctx context.Context) error {
 			var err error
-			res, err = c.users.Get(ctx, &users.UsersRequestBuilderGetRequestConfiguration{
+			res, err = c.root().Get(ctx, &users.UsersRequestBuilderGetRequestConfiguration{
 				QueryParameters: &users.UsersRequestBuilderGetQueryParameters{Filter: &filter, Select: userSelect()},
 			})
 			return err
@@ -250,7 +250,7 @@ func (c *Client) SetAccountEnabled(ctx context.Context, userID string, enabled b
 
 func (c *Client) patchUser(ctx context.Context, op, userID string, body models.Userable) error {
 	_, err := c.call(ctx, op, func(ctx context.Context) error {
-		_, err := c.users.ByUserId(userID).Patch(ctx, body, nil)
+		_, err := c.root().ByUserId(userID).Patch(ctx, body, nil)
 		return err
 	})
 	return err
@@ -266,7 +266,7 @@ func (c *Client) RevokeSessions(ctx context.Context, userID string) error {
 	var res users.ItemRevokeSignInSessionsPostResponseable
 	resp, err := c.call(ctx, op, func(ctx context.Context) error {
 		var err error
-		res, err = c.users.ByUserId(userID).RevokeSignInSessions().PostAsRevokeSignInSessionsPostResponse(ctx, nil)
+		res, err = c.root().ByUserId(userID).RevokeSignInSessions().PostAsRevokeSignInSessionsPostResponse(ctx, nil)
 		return err
 	})
 	if err != nil {
@@ -295,7 +295,7 @@ func (c *Client) DirectoryRoles(ctx context.Context, userID string) ([]string, e
 		}
 		var res models.DirectoryObjectCollectionResponseable
 		resp, err := c.call(ctx, op, func(ctx context.Context) error {
-			b := c.users.ByUserId(userID).MemberOf()
+			b := c.root().ByUserId(userID).MemberOf()
 			if next != "" {
 				b = b.WithUrl(next)
 			}
