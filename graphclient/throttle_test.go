@@ -58,19 +58,19 @@ func TestThrottleAIMD(t *testing.T) {
 		t.Errorf("limit = %d, want the floor 2", got)
 	}
 
-	// Additive increase: from 2, about limit successes per +1 (each adds
-	// 1/limit: 2 -> 2.5 -> 2.9 -> 3.24).
-	for range 2 {
+	// Additive increase: from 2, about 8 × limit successes per +1 (each
+	// adds 1/(8·limit): 2 -> 2.06 -> ... -> 2.99 after 19 -> 3.01 after 20).
+	for range 19 {
 		th.release(mustAcquire(t, th), 200, 0)
 	}
 	if got := th.Limit(); got != 2 {
-		t.Errorf("after 2 successes at limit 2: %d, want still 2", got)
+		t.Errorf("after 19 successes at limit 2: %d, want still 2", got)
 	}
 	th.release(mustAcquire(t, th), 200, 0)
 	if got := th.Limit(); got != 3 {
-		t.Errorf("after 3 successes at limit 2: %d, want 3", got)
+		t.Errorf("after 20 successes at limit 2: %d, want 3", got)
 	}
-	for range 1000 {
+	for range 5000 {
 		th.release(mustAcquire(t, th), 204, 0)
 	}
 	if got := th.Limit(); got != 16 {
