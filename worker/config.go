@@ -17,7 +17,9 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultPartitions      = 64
+	DefaultPartitions = 64
+	// MaxPartitions is nats-server's default limit of consumers per stream.
+	MaxPartitions          = 1000
 	DefaultConcurrency     = 32
 	DefaultReplicas        = 1
 	DefaultLedgerTTL       = 7 * 24 * time.Hour
@@ -156,8 +158,8 @@ func (c Config) validate() error {
 	if c.Policy == nil {
 		errs = append(errs, errors.New("Policy is required"))
 	}
-	if c.Partitions < 1 || c.Partitions > 1024 {
-		errs = append(errs, fmt.Errorf("Partitions must be 1..1024, got %d", c.Partitions))
+	if c.Partitions < 1 || c.Partitions > MaxPartitions {
+		errs = append(errs, fmt.Errorf("Partitions must be 1..%d, got %d", MaxPartitions, c.Partitions))
 	}
 	if c.Concurrency < 1 {
 		errs = append(errs, fmt.Errorf("Concurrency must be >= 1, got %d", c.Concurrency))

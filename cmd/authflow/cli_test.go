@@ -43,7 +43,7 @@ func TestFlagValidation(t *testing.T) {
 		{"worker unreadable policy", w("--policy", filepath.Join(t.TempDir(), "none.yaml")), "--policy"},
 		{"worker invalid policy", w("--policy", badPolicy), "--policy"},
 		{"worker partitions 0", w("--partitions", "0"), "--partitions"},
-		{"worker partitions too many", w("--partitions", "2000"), "--partitions"},
+		{"worker partitions too many", w("--partitions", "1001"), "--partitions"},
 		{"worker concurrency", w("--concurrency", "0"), "--concurrency"},
 		{"worker replicas", w("--stream-replicas", "7"), "--stream-replicas"},
 		{"worker ledger ttl", w("--ledger-ttl", "30s"), "--ledger-ttl"},
@@ -161,7 +161,7 @@ func TestEnvTwins(t *testing.T) {
 		t.Setenv("AUTHFLOW_PARTITIONS", "many")
 		policy := writeFile(t, "policy.yaml", testPolicy)
 		code, _, stderr := runCLI(t, "worker", "--policy", policy, "--graph-token", "t", "--partitions", "0")
-		if code != 2 || strings.Contains(stderr, "AUTHFLOW_PARTITIONS") || !strings.Contains(stderr, "--partitions must be 1..1024") {
+		if code != 2 || strings.Contains(stderr, "AUTHFLOW_PARTITIONS") || !strings.Contains(stderr, "--partitions must be 1..1000") {
 			t.Fatalf("exit %d, stderr %q", code, stderr)
 		}
 	})

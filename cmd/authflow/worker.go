@@ -46,7 +46,7 @@ func (f *workerFlags) register(fsName string, stderr io.Writer) *flag.FlagSet {
 	f.nats.register(fs)
 	f.graph.register(fs)
 	fs.StringVar(&f.policy, "policy", "", "policy `FILE` (YAML): sources, types, signatures, protected users; required")
-	fs.IntVar(&f.partitions, "partitions", worker.DefaultPartitions, "partitions of the events stream (1..1024); change only on a drained stream")
+	fs.IntVar(&f.partitions, "partitions", worker.DefaultPartitions, "partitions of the events stream (1..1000, one consumer each; the server allows 1000 per stream); change only on a drained stream")
 	fs.IntVar(&f.concurrency, "concurrency", worker.DefaultConcurrency, "events processed at once by this process")
 	fs.IntVar(&f.replicas, "stream-replicas", 3, "replicas of the streams and the ledger (1..5); 3 needs a cluster of 3 JetStream servers")
 	fs.DurationVar(&f.ledgerTTL, "ledger-ttl", worker.DefaultLedgerTTL, "how long the ledger remembers an event (at least the policy's maximum event age)")
@@ -73,8 +73,8 @@ func (f *workerFlags) validate() error {
 	switch {
 	case f.policy == "":
 		return usagef("--policy is required: the worker never runs without a policy (see docs/events.md; authflow dev uses an allow-all one)")
-	case f.partitions < 1 || f.partitions > 1024:
-		return usagef("--partitions must be 1..1024, got %d", f.partitions)
+	case f.partitions < 1 || f.partitions > worker.MaxPartitions:
+		return usagef("--partitions must be 1..%d, got %d", worker.MaxPartitions, f.partitions)
 	case f.concurrency < 1:
 		return usagef("--concurrency must be at least 1, got %d", f.concurrency)
 	case f.replicas < 1 || f.replicas > 5:
