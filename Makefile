@@ -52,3 +52,8 @@ compose-up: images ## run 3 NATS JetStream nodes, the Graph emulator and 2 worke
 .PHONY: compose-down
 compose-down: ## stop the compose cluster and delete its volumes
 	$(COMPOSE) down -v
+
+.PHONY: bench
+bench: build ## events micro-benchmarks, then authflow bench on this machine (~3 min; BENCH_FLAGS=... adds flags)
+	$(GO) test -run '^$$' -bench . -benchmem ./events/
+	$(BIN) bench $(BENCH_FLAGS)

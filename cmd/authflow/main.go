@@ -38,6 +38,7 @@ func commands() map[string]command {
 		"open":     {"open the sealed secrets of a result with the recipient's seed", runOpen},
 		"check":    {"pre-flight checks: NATS, streams, ledger, Graph token and permissions", runCheck},
 		"emulator": {"serve the Microsoft Graph emulator over HTTP", runEmulator},
+		"bench":    {"measure throughput, latency, throttling and memory on this machine", runBench},
 	}
 }
 
