@@ -269,23 +269,7 @@ func buildEvent(typ, subject, source, id string, data []byte, dryRun bool, now t
 			data = []byte(`{"dryRun":true}`)
 		}
 	}
-	envelope := struct {
-		SpecVersion     string          `json:"specversion"`
-		ID              string          `json:"id"`
-		Source          string          `json:"source"`
-		Type            string          `json:"type"`
-		Subject         string          `json:"subject"`
-		Time            string          `json:"time"`
-		DataContentType string          `json:"datacontenttype"`
-		Data            json.RawMessage `json:"data"`
-	}{events.SpecVersion, id, source, typ, subject, now.UTC().Format(time.RFC3339Nano), events.ContentTypeJSON, data}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(envelope); err != nil {
-		return nil, fmt.Errorf("encode event: %w", err)
-	}
-	return bytes.TrimSpace(buf.Bytes()), nil
+	return events.MarshalEvent(id, source, typ, subject, now, data)
 }
 
 // userKey derives the subject token of a user's events from the event

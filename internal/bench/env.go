@@ -245,17 +245,11 @@ func newEvent(run string, n, users int, now time.Time) (benchEvent, error) {
 		PhoneType   string `json:"phoneType"`
 		PhoneNumber string `json:"phoneNumber"`
 	}{phoneType, phoneNumber(u, 1-round%2)}
-	envelope := struct {
-		SpecVersion     string `json:"specversion"`
-		ID              string `json:"id"`
-		Source          string `json:"source"`
-		Type            string `json:"type"`
-		Subject         string `json:"subject"`
-		Time            string `json:"time"`
-		DataContentType string `json:"datacontenttype"`
-		Data            any    `json:"data"`
-	}{events.SpecVersion, id, eventSource, events.TypePhoneSet, userID(u), now.UTC().Format(time.RFC3339Nano), events.ContentTypeJSON, data}
-	raw, err := json.Marshal(envelope)
+	body, err := json.Marshal(data)
+	if err != nil {
+		return benchEvent{}, fmt.Errorf("encode bench event data: %w", err)
+	}
+	raw, err := events.MarshalEvent(id, eventSource, events.TypePhoneSet, userID(u), now, body)
 	if err != nil {
 		return benchEvent{}, fmt.Errorf("encode bench event: %w", err)
 	}
