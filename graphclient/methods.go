@@ -39,38 +39,56 @@ func (c *Client) Methods(ctx context.Context, userID string) ([]Method, error) {
 	}
 	ctx = ensureRequestID(ctx)
 	out := []Method{}
+	err := listPages(ctx, c, op, func(ctx context.Context, next string) (models.AuthenticationMethodCollectionResponseable, error) {
+		b := c.authn(userID).Methods()
+		if next != "" {
+			b = b.WithUrl(next)
+		}
+		return b.Get(ctx, nil)
+	}, func(m models.AuthenticationMethodable) {
+		if m != nil {
+			out = append(out, toMethod(m))
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// listPages reads a collection page by page: get fetches the first page
+// when next is empty and the page at next otherwise; each sees every item.
+// It follows at most maxPages nextLinks, and only to our own origin.
+func listPages[T any, P interface {
+	GetValue() []T
+	GetOdataNextLink() *string
+}](ctx context.Context, c *Client, op string, get func(ctx context.Context, next string) (P, error), each func(T)) error {
 	next := ""
 	for page := 0; ; page++ {
 		if page == maxPages {
-			return nil, &APIError{Op: op, Code: "tooManyPages", Message: fmt.Sprintf("more than %d pages", maxPages), class: ErrPermanent}
+			return &APIError{Op: op, Code: "tooManyPages", Message: fmt.Sprintf("more than %d pages", maxPages), class: ErrPermanent}
 		}
-		var res models.AuthenticationMethodCollectionResponseable
+		var res P
 		resp, err := c.call(ctx, op, func(ctx context.Context) error {
-			b := c.authn(userID).Methods()
-			if next != "" {
-				b = b.WithUrl(next)
-			}
 			var err error
-			res, err = b.Get(ctx, nil)
+			res, err = get(ctx, next)
 			return err
 		})
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if res == nil {
-			return nil, invalidResponse(op, resp, "empty body", ErrTransient)
+		if any(res) == nil {
+			return invalidResponse(op, resp, "empty body", ErrTransient)
 		}
-		for _, m := range res.GetValue() {
-			if m != nil {
-				out = append(out, toMethod(m))
-			}
+		for _, v := range res.GetValue() {
+			each(v)
 		}
 		nl := res.GetOdataNextLink()
 		if nl == nil || *nl == "" {
-			return out, nil
+			return nil
 		}
 		if next, err = c.sameOrigin(op, *nl); err != nil {
-			return nil, err
+			return err
 		}
 	}
 }

@@ -288,40 +288,21 @@ func (c *Client) DirectoryRoles(ctx context.Context, userID string) ([]string, e
 	}
 	ctx = ensureRequestID(ctx)
 	roles := []string{}
-	next := ""
-	for page := 0; ; page++ {
-		if page == maxPages {
-			return nil, &APIError{Op: op, Code: "tooManyPages", Message: fmt.Sprintf("more than %d pages", maxPages), class: ErrPermanent}
+	err := listPages(ctx, c, op, func(ctx context.Context, next string) (models.DirectoryObjectCollectionResponseable, error) {
+		b := c.root().ByUserId(userID).MemberOf()
+		if next != "" {
+			b = b.WithUrl(next)
 		}
-		var res models.DirectoryObjectCollectionResponseable
-		resp, err := c.call(ctx, op, func(ctx context.Context) error {
-			b := c.root().ByUserId(userID).MemberOf()
-			if next != "" {
-				b = b.WithUrl(next)
-			}
-			var err error
-			res, err = b.Get(ctx, nil)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-		if res == nil {
-			return nil, invalidResponse(op, resp, "empty body", ErrTransient)
-		}
-		for _, o := range res.GetValue() {
-			if r, ok := o.(*models.DirectoryRole); ok {
-				if name := str(r.GetDisplayName()); name != "" {
-					roles = append(roles, name)
-				}
+		return b.Get(ctx, nil)
+	}, func(o models.DirectoryObjectable) {
+		if r, ok := o.(*models.DirectoryRole); ok {
+			if name := str(r.GetDisplayName()); name != "" {
+				roles = append(roles, name)
 			}
 		}
-		nl := res.GetOdataNextLink()
-		if nl == nil || *nl == "" {
-			return roles, nil
-		}
-		if next, err = c.sameOrigin(op, *nl); err != nil {
-			return nil, err
-		}
+	})
+	if err != nil {
+		return nil, err
 	}
+	return roles, nil
 }
