@@ -257,9 +257,15 @@ protectedUsers:
 	hdr.Set(events.HeaderSigner, pub)
 	e.publish("p8", signed, hdr)
 	goodID := e.send("p9", events.TypePhoneSet, "good@contoso.example", map[string]any{"phoneType": "mobile", "phoneNumber": "+1 4255550114"})
+	staleID, stale := e.event(events.TypePhoneSet, "good@contoso.example", map[string]any{"phoneType": "office", "phoneNumber": "+1 4255550115"})
+	stale = []byte(strings.Replace(string(stale), time.Now().UTC().Format("2006-01-02T"), time.Now().Add(-72*time.Hour).UTC().Format("2006-01-02T"), 1))
+	e.publish("p10", stale, nil)
+	bigID, big := e.event(events.TypePhoneSet, "good@contoso.example", map[string]any{
+		"phoneType": "office", "phoneNumber": "+1 4255550116", "padding": strings.Repeat("x", 70<<10)})
+	e.publish("p11", big, nil)
 
 	// garbage-1 is readable enough for a rejected result; "\xff\xfe" is not.
-	res := e.results(8, 30*time.Second)
+	res := e.results(10, 30*time.Second)
 	byCode := map[events.Code][]string{}
 	for id, r := range res {
 		if r.Data.Error != nil {
@@ -276,6 +282,8 @@ protectedUsers:
 		protectedID: {events.StatusRejected, events.CodeProtectedUser},
 		permanentID: {events.StatusFailed, events.CodeGraphPermanent},
 		goodID:      {events.StatusSucceeded, ""},
+		staleID:     {events.StatusRejected, events.CodeExpired},
+		bigID:       {events.StatusRejected, events.CodePayloadTooLarge},
 	}
 	for id, w := range want {
 		r, ok := res[id]
@@ -298,8 +306,10 @@ protectedUsers:
 	if got := phones(e.user(good))["office"]; got != "+1 4255550113" {
 		t.Errorf("office phone = %q, want the signed event's", got)
 	}
-	// Dead letters: both undecodable messages, the unknown type, and the
-	// permanent Graph failure — with their reasons and original bytes.
+	// Dead letters: both undecodable messages, the unknown type, the
+	// oversized event and the permanent Graph failure — with their reasons
+	// and original bytes; rejections by policy or freshness are decisions,
+	// not dead letters.
 	reasons := map[string]int{}
 	for _, m := range e.dlq() {
 		reasons[m.Headers().Get(worker.HeaderDLQReason)]++
@@ -307,7 +317,8 @@ protectedUsers:
 			t.Errorf("dead letter without original subject or bytes: %v", m.Headers())
 		}
 	}
-	if reasons["invalid_event"] != 2 || reasons["unknown_type"] != 1 || reasons["graph_permanent"] != 1 {
+	if reasons["invalid_event"] != 2 || reasons["unknown_type"] != 1 || reasons["graph_permanent"] != 1 ||
+		reasons["payload_too_large"] != 1 || len(reasons) != 4 {
 		t.Errorf("dead letters by reason = %v", reasons)
 	}
 	// No Graph call at all for the users of rejected events, except the
