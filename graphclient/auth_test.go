@@ -152,7 +152,10 @@ func TestManagedIdentityToLoopbackGraph(t *testing.T) {
 	if len(reqs) != 1 || reqs[0].Header.Get("Authorization") != "Bearer mi-token" {
 		t.Fatalf("Graph saw %d requests, Authorization %q", len(reqs), reqs[0].Header.Get("Authorization"))
 	}
-	if n := len(identity.requests()); n != 1 {
-		t.Errorf("identity endpoint called %d times, want 1 (the token is cached)", n)
+	// At most once: CheckToken's token is cached for the request. With
+	// -count > 1, azidentity's process-wide managed-identity cache may
+	// serve a later run without any call.
+	if n := len(identity.requests()); n > 1 {
+		t.Errorf("identity endpoint called %d times, want at most 1 (the token is cached)", n)
 	}
 }
