@@ -272,6 +272,11 @@ func TestSendSignsAndWaits(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	// The server must know the subscription before send publishes on its
+	// own connection, or the fake worker misses the event.
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	seed := signingSeedFile(t)
 
 	code, stdout, stderr := runCLI(t, "send", events.TypePhoneSet, "--nats-url", s.ClientURL(),
