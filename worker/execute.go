@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/big"
 	"slices"
 	"strings"
@@ -48,13 +47,11 @@ type executor struct {
 	now     func() time.Time
 	hook    func(string) error
 	metrics *Metrics
-	log     *slog.Logger
 }
 
 // run is one attempt at one event's plan.
 type run struct {
 	x       *executor
-	ev      *events.Event
 	user    graphclient.User
 	dry     bool
 	ck      checkpoints

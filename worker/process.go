@@ -35,12 +35,11 @@ type delivery struct {
 	raw      []byte
 	received time.Time
 
-	ev      *events.Event
-	lkey    string // ledger key
-	hash    string // body hash
-	rec     *record
-	rev     uint64
-	started time.Time
+	ev   *events.Event
+	lkey string // ledger key
+	hash string // body hash
+	rec  *record
+	rev  uint64
 }
 
 // handle processes one delivery; it never returns an error: every path ends
@@ -144,7 +143,7 @@ func (d *delivery) process(ctx context.Context) string {
 		return d.reject(ctx, err)
 	}
 
-	r := &run{x: w.x, ev: ev, user: user, dry: ev.DryRun, ck: d}
+	r := &run{x: w.x, user: user, dry: ev.DryRun, ck: d}
 	ops, err := r.execute(actx, plan)
 	if err != nil {
 		return d.afterError(ctx, ops, err)

@@ -17,7 +17,6 @@ import (
 type Worker struct {
 	cfg     Config
 	js      jetstream.JetStream
-	kv      jetstream.KeyValue
 	ledger  ledger
 	x       *executor
 	log     *slog.Logger
@@ -64,7 +63,6 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 	w := &Worker{
 		cfg:     cfg,
 		js:      js,
-		kv:      kv,
 		ledger:  ledger{kv: kv},
 		log:     log,
 		metrics: cfg.Metrics,
@@ -77,7 +75,6 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 			now:     cfg.Now,
 			hook:    cfg.Hook,
 			metrics: cfg.Metrics,
-			log:     log,
 		},
 	}
 	return w, nil
