@@ -30,6 +30,13 @@ const (
 	DefaultRedeliveryDelay = 5 * time.Second
 	DefaultShutdownTimeout = 25 * time.Second
 	DefaultMaxEventBytes   = 64 << 10
+	// MaxMessageBytes is the largest message (headers and body) the events
+	// stream stores; NATS servers must set max_payload to the same value
+	// (deploy/ does), so a message the server takes is one the stream takes.
+	MaxMessageBytes = 1 << 20
+	// MinLedgerTTL is the events stream's duplicate window: JetStream
+	// refuses a MaxAge (= LedgerTTL) below it.
+	MinLedgerTTL = 2 * time.Minute
 )
 
 // PasswordMode says how a password reset reaches Graph.
@@ -147,6 +154,64 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// FieldError is one Config setting out of its range. Validate returns them
+// joined; a caller such as the CLI maps Field to its own flag name.
+type FieldError struct {
+	Field string // the Config field, e.g. "LedgerTTL"
+	Msg   string // "must be at least 2m0s, got 1m0s"
+}
+
+func (e *FieldError) Error() string { return e.Field + " " + e.Msg }
+
+// Validate checks every setting of c against its range after defaults are
+// applied, without connecting anywhere: the one place the ranges live. It
+// returns nil or errors.Join of *FieldError. The required connections
+// (NATS, Graph, Policy) are checked by New.
+func (c Config) Validate() error { return c.withDefaults().validateSettings() }
+
+func (c Config) validateSettings() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
+	intRange := func(field string, v, lo, hi int) {
+		if v < lo || v > hi {
+			bad(field, "must be %d..%d, got %d", lo, hi, v)
+		}
+	}
+	durRange := func(field string, v, lo, hi time.Duration) {
+		if v < lo || v > hi {
+			bad(field, "must be %s..%s, got %s", lo, hi, v)
+		}
+	}
+	intRange("Partitions", c.Partitions, 1, MaxPartitions)
+	intRange("Concurrency", c.Concurrency, 1, 10000)
+	intRange("Replicas", c.Replicas, 1, 5)
+	intRange("MaxAttempts", c.MaxAttempts, 1, 100)
+	durRange("LedgerTTL", c.LedgerTTL, MinLedgerTTL, 365*24*time.Hour)
+	durRange("AckWait", c.AckWait, time.Second, 12*time.Hour)
+	durRange("AttemptTimeout", c.AttemptTimeout, time.Second, 24*time.Hour)
+	durRange("RetryBudget", c.RetryBudget, 100*time.Millisecond, 24*time.Hour)
+	durRange("RedeliveryDelay", c.RedeliveryDelay, 10*time.Millisecond, 5*time.Minute)
+	durRange("ShutdownTimeout", c.ShutdownTimeout, 10*time.Millisecond, time.Hour)
+	if c.RetryBudget >= c.AttemptTimeout {
+		bad("RetryBudget", "must be shorter than AttemptTimeout (%s), got %s", c.AttemptTimeout, c.RetryBudget)
+	}
+	if c.Decoder.MaxBytes < 1 || c.Decoder.MaxBytes > MaxMessageBytes/2 {
+		// Half the message limit leaves room for the headers of a dead letter.
+		bad("Decoder.MaxBytes", "must be 1..%d, got %d", MaxMessageBytes/2, c.Decoder.MaxBytes)
+	}
+	if c.Policy != nil && c.LedgerTTL < c.Policy.MaxAge() {
+		// An event the ledger has forgotten but the policy still finds fresh
+		// would act twice.
+		bad("LedgerTTL", "must be at least the policy's maxAge (%s), got %s", c.Policy.MaxAge(), c.LedgerTTL)
+	}
+	if c.PasswordMode != PasswordPatch && c.PasswordMode != PasswordResetAPI {
+		bad("PasswordMode", "must be %q or %q, got %q", PasswordPatch, PasswordResetAPI, c.PasswordMode)
+	}
+	return errors.Join(errs...)
+}
+
 func (c Config) validate() error {
 	var errs []error
 	if c.NATS == nil {
@@ -158,26 +223,8 @@ func (c Config) validate() error {
 	if c.Policy == nil {
 		errs = append(errs, errors.New("Policy is required"))
 	}
-	if c.Partitions < 1 || c.Partitions > MaxPartitions {
-		errs = append(errs, fmt.Errorf("Partitions must be 1..%d, got %d", MaxPartitions, c.Partitions))
-	}
-	if c.Concurrency < 1 {
-		errs = append(errs, fmt.Errorf("Concurrency must be >= 1, got %d", c.Concurrency))
-	}
-	if c.Replicas < 1 || c.Replicas > 5 {
-		errs = append(errs, fmt.Errorf("Replicas must be 1..5, got %d", c.Replicas))
-	}
-	if c.AckWait < time.Second {
-		errs = append(errs, fmt.Errorf("AckWait must be >= 1s, got %s", c.AckWait))
-	}
-	if c.MaxAttempts < 1 {
-		errs = append(errs, fmt.Errorf("MaxAttempts must be >= 1, got %d", c.MaxAttempts))
-	}
-	if c.LedgerTTL < time.Minute {
-		errs = append(errs, fmt.Errorf("LedgerTTL must be >= 1m, got %s", c.LedgerTTL))
-	}
-	if c.PasswordMode != PasswordPatch && c.PasswordMode != PasswordResetAPI {
-		errs = append(errs, fmt.Errorf("PasswordMode must be %q or %q, got %q", PasswordPatch, PasswordResetAPI, c.PasswordMode))
+	if err := c.validateSettings(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

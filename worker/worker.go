@@ -54,7 +54,7 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 		DLQMaxAge:         90 * 24 * time.Hour,
 		ResultsDuplicates: 24 * time.Hour,
 		AckWait:           cfg.AckWait,
-		MaxMsgBytes:       1 << 20,
+		MaxMsgBytes:       MaxMessageBytes,
 	})
 	if err != nil {
 		return nil, err
