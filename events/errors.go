@@ -37,6 +37,10 @@ const (
 	// CodeProtectedUser: the target is a protected user and the source may
 	// not act on protected users with this event type.
 	CodeProtectedUser Code = "protected_user"
+	// CodeGuestUser: the target is a guest (B2B) account and the event asks
+	// for something Graph does not offer guests (a Temporary Access Pass):
+	// refused before any write.
+	CodeGuestUser Code = "guest_user"
 	// CodeUserNotFound: the subject names no user in the directory.
 	CodeUserNotFound Code = "user_not_found"
 	// CodeGraphPermanent: Graph refused an operation for a reason that a
@@ -45,6 +49,14 @@ const (
 	// CodeGraphPermission: Graph answered 401/403: the worker lacks a
 	// permission or role for this operation or this user.
 	CodeGraphPermission Code = "graph_permission_denied"
+	// CodeMFARequired: Graph answered a credential-management call with a
+	// claims challenge (403) asking the caller for a recent MFA; an
+	// application (app-only) caller does not get it, a delegated one must
+	// satisfy it. Retrying does not help.
+	CodeMFARequired Code = "graph_mfa_required"
+	// CodeSealFailed: a secret Graph returned could not be sealed to the
+	// requester's key, so it was discarded (and the TAP removed).
+	CodeSealFailed Code = "seal_failed"
 	// CodeRetriesExhausted: transient failures (throttling, 5xx, network)
 	// outlasted the retry budget.
 	CodeRetriesExhausted Code = "retries_exhausted"
@@ -57,8 +69,8 @@ func Codes() []Code {
 	return []Code{
 		CodeInvalidEvent, CodePayloadTooLarge, CodeUnknownType, CodeBadSignature,
 		CodeExpired, CodeFutureEvent, CodeReplayed, CodePolicyDenied,
-		CodeProtectedUser, CodeUserNotFound, CodeGraphPermanent,
-		CodeGraphPermission, CodeRetriesExhausted, CodeInternal,
+		CodeProtectedUser, CodeGuestUser, CodeUserNotFound, CodeGraphPermanent,
+		CodeGraphPermission, CodeMFARequired, CodeSealFailed, CodeRetriesExhausted, CodeInternal,
 	}
 }
 
@@ -67,20 +79,20 @@ func (c Code) Valid() bool {
 	switch c {
 	case CodeInvalidEvent, CodePayloadTooLarge, CodeUnknownType, CodeBadSignature,
 		CodeExpired, CodeFutureEvent, CodeReplayed, CodePolicyDenied,
-		CodeProtectedUser, CodeUserNotFound, CodeGraphPermanent,
-		CodeGraphPermission, CodeRetriesExhausted, CodeInternal:
+		CodeProtectedUser, CodeGuestUser, CodeUserNotFound, CodeGraphPermanent,
+		CodeGraphPermission, CodeMFARequired, CodeSealFailed, CodeRetriesExhausted, CodeInternal:
 		return true
 	}
 	return false
 }
 
 // Permanent reports whether processing the same event again would fail the
-// same way. Only retries_exhausted (the causes were transient) and internal
-// (a defect or an outage of ours) are not permanent: a later redelivery or
+// same way. Only retries_exhausted (the causes were transient), internal
+// and seal_failed (a defect or an outage of ours) are not permanent: a later redelivery or
 // republish may succeed. An unknown code is reported as not permanent.
 func (c Code) Permanent() bool {
 	switch c {
-	case CodeRetriesExhausted, CodeInternal:
+	case CodeRetriesExhausted, CodeInternal, CodeSealFailed:
 		return false
 	}
 	return c.Valid()
@@ -92,7 +104,7 @@ func (c Code) Permanent() bool {
 func (c Code) Status() Status {
 	switch c {
 	case CodeInvalidEvent, CodePayloadTooLarge, CodeUnknownType, CodeBadSignature,
-		CodeExpired, CodeFutureEvent, CodeReplayed, CodePolicyDenied, CodeProtectedUser:
+		CodeExpired, CodeFutureEvent, CodeReplayed, CodePolicyDenied, CodeProtectedUser, CodeGuestUser:
 		return StatusRejected
 	}
 	return StatusFailed

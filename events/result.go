@@ -1,7 +1,9 @@
 package events
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"reflect"
 	"slices"
@@ -15,6 +17,10 @@ import (
 
 // Result envelope constants.
 const (
+	// ContentTypeCloudEvents is the Content-Type header of a result message:
+	// a CloudEvent in structured mode.
+	ContentTypeCloudEvents = "application/cloudevents+json"
+
 	TypeResult   = "authflow.result.v1" // the CloudEvents type of results
 	ResultSource = "authflow"           // the CloudEvents source of results
 )
@@ -60,7 +66,7 @@ func (o Outcome) Valid() bool {
 // Result is the CloudEvents message published for every event.
 type Result struct {
 	SpecVersion     string     `json:"specversion"`       // "1.0"
-	ID              string     `json:"id"`                // unique per result; EventKey of the event
+	ID              string     `json:"id"`                // unique per result: see ResultID
 	Source          string     `json:"source"`            // ResultSource
 	Type            string     `json:"type"`              // TypeResult
 	Subject         string     `json:"subject,omitempty"` // the event's subject, when it was valid
@@ -86,17 +92,66 @@ type UserInfo struct {
 
 // ResultData is the data of a result.
 type ResultData struct {
-	Event      EventRef   `json:"event"`
-	User       UserInfo   `json:"user"`
-	Status     Status     `json:"status"`
-	DryRun     bool       `json:"dryRun,omitempty"`
-	Operations []OpResult `json:"operations"`      // in plan order; empty when rejected
-	Error      *ErrorInfo `json:"error,omitempty"` // why the event failed or was rejected
-	Attempts   int        `json:"attempts"`        // deliveries that ran the plan (0 when rejected early)
-	ReceivedAt time.Time  `json:"receivedAt,omitzero"`
-	StartedAt  time.Time  `json:"startedAt,omitzero"`
-	FinishedAt time.Time  `json:"finishedAt,omitzero"`
-	DurationMs int64      `json:"durationMs"` // FinishedAt - ReceivedAt
+	Event      EventRef    `json:"event"`
+	User       UserInfo    `json:"user"`
+	Status     Status      `json:"status"`
+	DryRun     bool        `json:"dryRun,omitempty"`
+	Operations []OpResult  `json:"operations"`           // in plan order; empty when rejected
+	Error      *ErrorInfo  `json:"error,omitempty"`      // why the event failed or was rejected
+	Provenance *Provenance `json:"provenance,omitempty"` // who asked, as the event says
+	Redrive    *Redrive    `json:"redrive,omitempty"`    // set when an operator re-drove the event
+	// Attempts counts the attempts that ran the plan: 0 when the event was
+	// rejected before running it.
+	Attempts int `json:"attempts"`
+	// ReceivedAt is when a worker first received the event (any delivery);
+	// StartedAt when the first attempt began running its plan (absent when
+	// none did); FinishedAt when this result was made.
+	ReceivedAt time.Time `json:"receivedAt,omitzero"`
+	StartedAt  time.Time `json:"startedAt,omitzero"`
+	FinishedAt time.Time `json:"finishedAt,omitzero"`
+	DurationMs int64     `json:"durationMs"` // FinishedAt - ReceivedAt
+}
+
+// Provenance is who asked for an event, for the audit trail: the source,
+// the key that signed it (when signed), and the helpdesk's verification
+// evidence. Never a secret.
+type Provenance struct {
+	Source     string `json:"source"`
+	Signer     string `json:"signer,omitempty"`     // nkeys public key (U...) that signed the event
+	TicketID   string `json:"ticketId,omitempty"`   // data.verification.ticketId
+	Method     string `json:"method,omitempty"`     // data.verification.method
+	VerifiedBy string `json:"verifiedBy,omitempty"` // data.verification.verifiedBy
+}
+
+// Redrive records an operator's re-drive of a failed event
+// (authflow dlq replay): the how-manyth, who and when.
+type Redrive struct {
+	Count       int       `json:"count"`
+	By          string    `json:"by"`
+	At          time.Time `json:"at"`
+	DLQSequence int64     `json:"dlqSequence,omitempty"`
+}
+
+// ResultID is the id of a result, and after "result:" its Nats-Msg-Id, so
+// that a result published twice is dropped by the server:
+//   - EventKey(source, id) for the result of an event that was accepted
+//     (authenticated and allowed, so it owns its source and id);
+//   - EventKey(source, id) + ":" + the first 16 hex digits of the SHA-256 of
+//     the bytes, for a rejection before acceptance (undecodable, bad
+//     signature, policy, freshness, a re-used id): the same bytes get the
+//     same rejection, and a forged or broken copy can never take the place
+//     of the genuine event's result;
+//   - EventKey(source, id) + ":redrive-N" for the result of the N-th re-drive.
+func ResultID(source, id string, rejectedBody []byte, redrive int) string {
+	k := EventKey(source, id)
+	switch {
+	case rejectedBody != nil:
+		h := sha256.Sum256(rejectedBody)
+		return k + ":" + hex.EncodeToString(h[:8])
+	case redrive > 0:
+		return k + ":redrive-" + strconv.Itoa(redrive)
+	}
+	return k
 }
 
 // OpResult is the outcome of one operation.
@@ -128,14 +183,16 @@ func MethodKinds() []string {
 		KindSoftwareOATH, KindTAP, KindPassword, KindPlatformCredential, KindExternal}
 }
 
-// NewResult wraps data in a result envelope. id should be
-// EventKey(source, id) of the event, so that a result published twice
-// carries the same id (use it as Nats-Msg-Id too); for an event that did
-// not yield a source and id, use something unique such as the stream
-// sequence. subject is the event's subject when it was valid, else "".
+// NewResult wraps data in a result envelope. id should be ResultID's, so
+// that a result published twice carries the same id (use "result:" + id as
+// its Nats-Msg-Id). subject is the event's subject when it was valid, else
+// "". DurationMs is set from ReceivedAt and FinishedAt when both are.
 func NewResult(id, subject string, data ResultData, now time.Time) *Result {
 	if data.Operations == nil {
 		data.Operations = []OpResult{}
+	}
+	if !data.ReceivedAt.IsZero() && data.FinishedAt.After(data.ReceivedAt) {
+		data.DurationMs = data.FinishedAt.Sub(data.ReceivedAt).Milliseconds()
 	}
 	return &Result{
 		SpecVersion:     SpecVersion,
@@ -290,6 +347,35 @@ func (r *Result) validate() *Error {
 	}
 	if d.DurationMs < 0 {
 		return invalid("data.durationMs", "must not be negative")
+	}
+	if pv := d.Provenance; pv != nil {
+		if err := checkString("data.provenance.source", pv.Source, reSource, maxSourceLen); err != nil {
+			return err
+		}
+		if pv.Signer != "" && !nkeys.IsValidPublicUserKey(pv.Signer) {
+			return invalid("data.provenance.signer", "must be an nkeys user public key")
+		}
+		for _, f := range []struct{ path, v string }{
+			{"data.provenance.ticketId", pv.TicketID}, {"data.provenance.method", pv.Method}, {"data.provenance.verifiedBy", pv.VerifiedBy},
+		} {
+			if err := checkString(f.path, f.v, reText, maxTextLen); err != nil {
+				return err
+			}
+		}
+	}
+	if rd := d.Redrive; rd != nil {
+		if rd.Count < 1 {
+			return invalid("data.redrive.count", "must be at least 1")
+		}
+		if rd.By == "" {
+			return invalid("data.redrive.by", "required")
+		}
+		if err := checkString("data.redrive.by", rd.By, reText, maxTextLen); err != nil {
+			return err
+		}
+		if rd.At.IsZero() {
+			return invalid("data.redrive.at", "required")
+		}
 	}
 	for i := range d.Operations {
 		if err := d.Operations[i].validate("data.operations[" + itoa(i) + "]"); err != nil {

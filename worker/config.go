@@ -30,6 +30,8 @@ const (
 	DefaultRedeliveryDelay = 5 * time.Second
 	DefaultShutdownTimeout = 25 * time.Second
 	DefaultMaxEventBytes   = 64 << 10
+	DefaultMaxClockSkew    = time.Second
+	DefaultNATSTimeout     = 5 * time.Second
 	// MaxMessageBytes is the largest message (headers and body) the events
 	// stream stores; NATS servers must set max_payload to the same value
 	// (deploy/ does), so a message the server takes is one the stream takes.
@@ -97,6 +99,14 @@ type Config struct {
 	// ShutdownTimeout bounds how long Run waits for in-flight events after
 	// its context is cancelled; the rest is handed back. Defaults to 25 s.
 	ShutdownTimeout time.Duration
+	// MaxClockSkew is how far apart the clocks of two workers may be. An
+	// attempt stops writing to Graph MaxClockSkew before its lease ends, and
+	// another attempt takes over only MaxClockSkew after it (lease.go).
+	// Defaults to 1 s; at most AckWait/4.
+	MaxClockSkew time.Duration
+	// NATSTimeout bounds one ledger, publish or ack call to NATS; each is
+	// tried up to three times. Defaults to 5 s.
+	NATSTimeout time.Duration
 	// PasswordMode picks the password reset API. Defaults to PasswordPatch.
 	PasswordMode PasswordMode
 
@@ -133,6 +143,8 @@ func (c Config) withDefaults() Config {
 	c.AttemptTimeout = cmp.Or(c.AttemptTimeout, DefaultAttemptTimeout)
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, DefaultShutdownTimeout)
 	c.PasswordMode = cmp.Or(c.PasswordMode, PasswordPatch)
+	c.MaxClockSkew = cmp.Or(c.MaxClockSkew, min(DefaultMaxClockSkew, c.AckWait/4))
+	c.NATSTimeout = cmp.Or(c.NATSTimeout, DefaultNATSTimeout)
 	c.Decoder.MaxBytes = cmp.Or(c.Decoder.MaxBytes, DefaultMaxEventBytes)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -194,6 +206,8 @@ func (c Config) validateSettings() error {
 	durRange("RetryBudget", c.RetryBudget, 100*time.Millisecond, 24*time.Hour)
 	durRange("RedeliveryDelay", c.RedeliveryDelay, 10*time.Millisecond, 5*time.Minute)
 	durRange("ShutdownTimeout", c.ShutdownTimeout, 10*time.Millisecond, time.Hour)
+	durRange("MaxClockSkew", c.MaxClockSkew, time.Millisecond, c.AckWait/4)
+	durRange("NATSTimeout", c.NATSTimeout, 100*time.Millisecond, time.Minute)
 	if c.RetryBudget >= c.AttemptTimeout {
 		bad("RetryBudget", "must be shorter than AttemptTimeout (%s), got %s", c.AttemptTimeout, c.RetryBudget)
 	}

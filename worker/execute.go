@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -26,16 +27,23 @@ var errCrash = errors.New("simulated crash")
 
 // checkpoints persists the progress of operations whose secret Graph returns
 // only once (TAP, password), so that a retry after a crash neither loses nor
-// duplicates them. The ledger implements it.
+// duplicates them. The held ledger record implements it.
 type checkpoints interface {
-	// prior returns the finished result of step i from an earlier attempt.
-	prior(i int) (events.OpResult, bool)
+	// prior returns the finished results of step i from an earlier attempt.
+	prior(i int) ([]events.OpResult, bool)
 	// priorIntent reports whether an earlier attempt was about to run step i.
-	priorIntent(i int) (time.Time, bool)
-	// intent durably records that step i is about to call Graph.
-	intent(ctx context.Context, i int, at time.Time) error
-	// done durably records the finished (sealed) result of step i.
-	done(ctx context.Context, i int, r events.OpResult) error
+	priorIntent(i int) (intent, bool)
+	// intent durably records that step i is about to call Graph, with the
+	// results of the steps before it (they are not run again).
+	intent(ctx context.Context, i int, in intent, before map[int][]events.OpResult) error
+	// done durably records the finished (sealed) results of step i.
+	done(ctx context.Context, i int, res []events.OpResult) error
+}
+
+// fencer hands out the context of one Graph write: an error when this
+// attempt no longer owns its event (see lease.go).
+type fencer interface {
+	fence(ctx context.Context) (context.Context, context.CancelFunc, error)
 }
 
 // executor runs plans against Graph.
@@ -55,8 +63,12 @@ type run struct {
 	user    graphclient.User
 	dry     bool
 	ck      checkpoints
+	h       fencer
 	methods []graphclient.Method // current view, loaded once and kept up to date
 	loaded  bool
+	// done holds the results of the steps run so far, by step, for the
+	// intent of a later secret step.
+	done map[int][]events.OpResult
 }
 
 // call runs one logical Graph operation under the retry policy, with a
@@ -70,14 +82,35 @@ func (x *executor) call(ctx context.Context, fn func(ctx context.Context) error)
 	return err
 }
 
+// write runs one Graph write under the retry policy, each try fenced: it
+// starts only while this attempt's lease is good and must finish before
+// the lease could pass to another attempt.
+func (r *run) write(ctx context.Context, fn func(ctx context.Context) error) error {
+	return r.x.call(ctx, func(ctx context.Context) error {
+		if r.h == nil {
+			return fn(ctx)
+		}
+		wctx, cancel, err := r.h.fence(ctx)
+		if err != nil {
+			return err
+		}
+		defer cancel()
+		return fn(wctx)
+	})
+}
+
 // classify maps a Graph error to a result error, or to errTransient (hand
 // the event back) when it is still transient after the retry budget.
 func classify(err error) (*events.ErrorInfo, error) {
 	switch {
 	case err == nil:
 		return nil, nil
-	case errors.Is(err, errCrash):
+	case errors.Is(err, errCrash), errors.Is(err, errLost), errors.Is(err, errLeaseExpired):
 		return nil, err
+	case errors.Is(err, errSeal):
+		return errorInfo(events.CodeSealFailed, err.Error()), nil
+	case errors.Is(err, errNATS):
+		return nil, fmt.Errorf("%w: %w", errTransient, err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.Is(err, graphclient.ErrTransient):
 		return nil, fmt.Errorf("%w: %w", errTransient, err)
 	case errors.Is(err, graphclient.ErrUserNotFound):
@@ -105,9 +138,11 @@ func errMessage(err error) string {
 // context done) and retried later.
 func (r *run) execute(ctx context.Context, plan []events.Op) ([]events.OpResult, error) {
 	var out []events.OpResult
+	r.done = map[int][]events.OpResult{}
 	for i, op := range plan {
 		if prior, ok := r.ck.prior(i); ok {
-			out = append(out, prior)
+			out = append(out, prior...)
+			r.done[i] = prior
 			continue
 		}
 		res, err := r.step(ctx, i, op)
@@ -115,6 +150,7 @@ func (r *run) execute(ctx context.Context, plan []events.Op) ([]events.OpResult,
 			return nil, err
 		}
 		out = append(out, res...)
+		r.done[i] = res
 	}
 	return out, nil
 }
@@ -162,10 +198,35 @@ func (r *run) step(ctx context.Context, i int, op events.Op) ([]events.OpResult,
 		if abort != nil {
 			return nil, abort
 		}
-		return append(res, events.OpResult{Op: op.Kind, Outcome: events.OutcomeFailed, Error: info}), nil
+		failed := events.OpResult{Op: op.Kind, MethodKind: op.MethodKind, MethodID: op.MethodID, Outcome: events.OutcomeFailed, Error: info}
+		var oe *opError
+		if errors.As(err, &oe) {
+			failed.MethodKind, failed.MethodID = cmp.Or(string(oe.kind), failed.MethodKind), cmp.Or(oe.id, failed.MethodID)
+		}
+		return append(res, failed), nil
 	}
 	return res, nil
 }
+
+// opError names the method an operation failed on, for its result.
+type opError struct {
+	kind graphclient.Kind
+	id   string
+	err  error
+}
+
+func (e *opError) Error() string { return e.err.Error() }
+func (e *opError) Unwrap() error { return e.err }
+
+func onMethod(kind graphclient.Kind, id string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &opError{kind: kind, id: id, err: err}
+}
+
+// errSeal marks a secret that could not be sealed.
+var errSeal = errors.New("seal")
 
 // write marks a Graph write done and gives the crash hook its chance.
 func (r *run) wrote() error {
@@ -211,7 +272,7 @@ func (r *run) create(ctx context.Context, applied func(graphclient.Method) bool,
 		m        graphclient.Method
 		attempts int
 	)
-	err := r.x.call(ctx, func(ctx context.Context) error {
+	err := r.write(ctx, func(ctx context.Context) error {
 		if attempts++; attempts > 1 {
 			if got, ok, err := r.lookup(ctx, applied); err != nil || ok {
 				m = got
@@ -291,9 +352,9 @@ func (r *run) ensurePhone(ctx context.Context, op events.Op) ([]events.OpResult,
 		return []events.OpResult{result(op, graphclient.KindPhone, cur.ID, events.OutcomeUnchanged, detail)}, nil
 	case ok:
 		if !r.dry {
-			err := r.x.call(ctx, func(ctx context.Context) error { return r.x.graph.UpdatePhone(ctx, r.user.ID, cur.ID, want) })
+			err := r.write(ctx, func(ctx context.Context) error { return r.x.graph.UpdatePhone(ctx, r.user.ID, cur.ID, want) })
 			if err != nil {
-				return nil, fmt.Errorf("update phone: %w", err)
+				return nil, onMethod(graphclient.KindPhone, cur.ID, fmt.Errorf("update phone: %w", err))
 			}
 			cur.PhoneNumber = want
 			r.replace(cur)
@@ -312,7 +373,7 @@ func (r *run) ensurePhone(ctx context.Context, op events.Op) ([]events.OpResult,
 			return r.x.graph.AddPhone(ctx, r.user.ID, pt, want)
 		})
 		if err != nil {
-			return nil, fmt.Errorf("add phone: %w", err)
+			return nil, onMethod(graphclient.KindPhone, "", fmt.Errorf("add phone: %w", err))
 		}
 		r.replace(m)
 		if err := r.wrote(); err != nil {
@@ -342,9 +403,9 @@ func (r *run) delete(ctx context.Context, m graphclient.Method) error {
 	if r.dry {
 		return nil
 	}
-	err := r.x.call(ctx, func(ctx context.Context) error { return r.x.graph.DeleteMethod(ctx, r.user.ID, m.Kind, m.ID) })
+	err := r.write(ctx, func(ctx context.Context) error { return r.x.graph.DeleteMethod(ctx, r.user.ID, m.Kind, m.ID) })
 	if err != nil && !(errors.Is(err, graphclient.ErrNotFound) && !errors.Is(err, graphclient.ErrUserNotFound)) {
-		return fmt.Errorf("delete %s method: %w", m.Kind, err)
+		return onMethod(m.Kind, m.ID, fmt.Errorf("delete %s method: %w", m.Kind, err))
 	}
 	r.forget(m.ID)
 	return r.wrote()
@@ -365,14 +426,14 @@ func (r *run) setSMSSignIn(ctx context.Context, op events.Op) ([]events.OpResult
 		return []events.OpResult{result(op, graphclient.KindPhone, mobile.ID, events.OutcomeUnchanged, "sms sign-in "+mobile.SMSSignInState)}, nil
 	}
 	if !r.dry {
-		err := r.x.call(ctx, func(ctx context.Context) error {
+		err := r.write(ctx, func(ctx context.Context) error {
 			if op.Enabled {
 				return r.x.graph.EnableSMSSignIn(ctx, r.user.ID, mobile.ID)
 			}
 			return r.x.graph.DisableSMSSignIn(ctx, r.user.ID, mobile.ID)
 		})
 		if err != nil {
-			return nil, fmt.Errorf("set sms sign-in: %w", err)
+			return nil, onMethod(graphclient.KindPhone, mobile.ID, fmt.Errorf("set sms sign-in: %w", err))
 		}
 		mobile.SMSSignInState = map[bool]string{true: "ready", false: "notEnabled"}[op.Enabled]
 		r.replace(mobile)
@@ -394,9 +455,9 @@ func (r *run) ensureEmail(ctx context.Context, op events.Op) ([]events.OpResult,
 		return []events.OpResult{result(op, graphclient.KindEmail, cur.ID, events.OutcomeUnchanged, "")}, nil
 	case ok:
 		if !r.dry {
-			err := r.x.call(ctx, func(ctx context.Context) error { return r.x.graph.UpdateEmail(ctx, r.user.ID, cur.ID, op.Email) })
+			err := r.write(ctx, func(ctx context.Context) error { return r.x.graph.UpdateEmail(ctx, r.user.ID, cur.ID, op.Email) })
 			if err != nil {
-				return nil, fmt.Errorf("update email: %w", err)
+				return nil, onMethod(graphclient.KindEmail, cur.ID, fmt.Errorf("update email: %w", err))
 			}
 			cur.EmailAddress = op.Email
 			r.replace(cur)
@@ -415,7 +476,7 @@ func (r *run) ensureEmail(ctx context.Context, op events.Op) ([]events.OpResult,
 			return r.x.graph.AddEmail(ctx, r.user.ID, op.Email)
 		})
 		if err != nil {
-			return nil, fmt.Errorf("add email: %w", err)
+			return nil, onMethod(graphclient.KindEmail, "", fmt.Errorf("add email: %w", err))
 		}
 		r.replace(m)
 		if err := r.wrote(); err != nil {
@@ -511,11 +572,14 @@ func (r *run) removeAllMethods(ctx context.Context, op events.Op) ([]events.OpRe
 	slices.SortStableFunc(todo, func(a, b graphclient.Method) int { return deleteRank(a) - deleteRank(b) })
 	var out []events.OpResult
 	for pass := 0; len(todo) > 0 && pass < 3; pass++ {
-		var refused []graphclient.Method
+		var (
+			refused []graphclient.Method
+			lastErr error
+		)
 		for _, m := range todo {
 			err := r.delete(ctx, m)
 			if err != nil && errors.Is(err, graphclient.ErrConflict) {
-				refused = append(refused, m)
+				refused, lastErr = append(refused, m), err
 				continue
 			}
 			if err != nil {
@@ -524,8 +588,8 @@ func (r *run) removeAllMethods(ctx context.Context, op events.Op) ([]events.OpRe
 			out = append(out, result(op, m.Kind, m.ID, events.OutcomeDeleted, m.DisplayName))
 		}
 		if len(refused) == len(todo) {
-			// No progress: report the refusal instead of looping.
-			return out, r.delete(ctx, refused[0])
+			// No progress: report the last refusal instead of looping.
+			return out, lastErr
 		}
 		todo = refused
 	}
@@ -553,33 +617,37 @@ func deleteRank(m graphclient.Method) int {
 }
 
 // issueTAP creates a Temporary Access Pass and seals its value at once. The
-// value exists in plain text only inside this function. If an earlier
-// attempt recorded its intent but not its sealed result, it may have left a
-// TAP nobody can ever read: that orphan is deleted before a new one is made.
+// value exists in plain text only inside this function. Before creating it
+// records its intent with the ids of the TAPs that exist just before, so
+// that if it is interrupted after Graph created the TAP but before its
+// sealed value was recorded, the next attempt deletes exactly that orphan
+// (a TAP nobody can read) and nothing else.
 func (r *run) issueTAP(ctx context.Context, step int, op events.Op) ([]events.OpResult, error) {
-	if r.user.UserType == "Guest" {
-		return nil, fmt.Errorf("issue tap: %w", guestTAPError{})
-	}
 	if r.dry {
 		return []events.OpResult{result(op, graphclient.KindTAP, "", events.OutcomeCreated, "dry run: nothing issued")}, nil
 	}
 	var out []events.OpResult
-	if _, orphan := r.ck.priorIntent(step); orphan {
-		if err := r.load(ctx); err != nil {
+	if prior, orphan := r.ck.priorIntent(step); orphan {
+		ms, err := r.listTAPs(ctx)
+		if err != nil {
 			return nil, err
 		}
-		for _, m := range slices.Clone(r.methods) {
-			if m.Kind != graphclient.KindTAP {
-				continue
-			}
+		for _, m := range orphans(ms, prior) {
 			if err := r.delete(ctx, m); err != nil {
 				return nil, err
 			}
 			out = append(out, result(op, graphclient.KindTAP, m.ID, events.OutcomeDeleted, "orphan from an interrupted attempt"))
 		}
 	}
-	t0 := r.x.now()
-	if err := r.ck.intent(ctx, step, t0); err != nil {
+	existing, err := r.listTAPs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	in := intent{At: r.x.now()}
+	for _, m := range existing {
+		in.Before = append(in.Before, m.ID)
+	}
+	if err := r.ck.intent(ctx, step, in, r.done); err != nil {
 		return nil, err
 	}
 	req := graphclient.TAPRequest{LifetimeMinutes: op.TAP.LifetimeMinutes, UsableOnce: op.TAP.UsableOnce}
@@ -590,13 +658,19 @@ func (r *run) issueTAP(ctx context.Context, step int, op events.Op) ([]events.Op
 		tap      graphclient.TAP
 		attempts int
 	)
-	err := r.x.call(ctx, func(ctx context.Context) error {
+	err = r.write(ctx, func(ctx context.Context) error {
 		attempts++
 		if attempts > 1 {
-			// The previous attempt may have created a TAP whose reply was
-			// lost; Graph keeps one TAP per user, but do not rely on it.
-			if err := r.deleteTAPsSince(ctx, t0); err != nil {
+			// The previous try may have created a TAP whose reply was lost;
+			// Graph keeps one TAP per user, but do not rely on it.
+			ms, err := r.x.graph.Methods(ctx, r.user.ID)
+			if err != nil {
 				return err
+			}
+			for _, m := range orphans(ms, in) {
+				if err := r.x.graph.DeleteMethod(ctx, r.user.ID, m.Kind, m.ID); err != nil && !errors.Is(err, graphclient.ErrNotFound) {
+					return err
+				}
 			}
 		}
 		var err error
@@ -604,16 +678,16 @@ func (r *run) issueTAP(ctx context.Context, step int, op events.Op) ([]events.Op
 		return err
 	})
 	if err != nil {
-		return out, fmt.Errorf("create tap: %w", err)
+		return out, onMethod(graphclient.KindTAP, "", fmt.Errorf("create tap: %w", err))
 	}
 	sealed, err := events.Seal(events.SecretTAP, []byte(tap.Value), op.SealTo, r.x.sealKey)
 	tap.Value = ""
 	if err != nil {
 		// Unsealable: the value must not survive; remove the TAP.
-		_ = r.x.call(ctx, func(ctx context.Context) error {
+		_ = r.write(ctx, func(ctx context.Context) error {
 			return r.x.graph.DeleteMethod(ctx, r.user.ID, graphclient.KindTAP, tap.Method.ID)
 		})
-		return out, fmt.Errorf("seal tap: %w: %w", graphclient.ErrPermanent, err)
+		return out, onMethod(graphclient.KindTAP, tap.Method.ID, fmt.Errorf("%w: tap: %v", errSeal, err))
 	}
 	r.replace(tap.Method)
 	res := result(op, graphclient.KindTAP, tap.Method.ID, events.OutcomeCreated,
@@ -622,33 +696,40 @@ func (r *run) issueTAP(ctx context.Context, step int, op events.Op) ([]events.Op
 	if err := r.wrote(); err != nil {
 		return nil, err
 	}
-	if err := r.ck.done(ctx, step, res); err != nil {
+	out = append(out, res)
+	if err := r.ck.done(ctx, step, out); err != nil {
 		return nil, err
 	}
-	return append(out, res), nil
+	return out, nil
 }
 
-func (r *run) deleteTAPsSince(ctx context.Context, t0 time.Time) error {
-	ms, err := r.x.graph.Methods(ctx, r.user.ID)
-	if err != nil {
+// listTAPs reads the user's TAPs afresh.
+func (r *run) listTAPs(ctx context.Context) ([]graphclient.Method, error) {
+	var ms []graphclient.Method
+	err := r.x.call(ctx, func(ctx context.Context) error {
+		var err error
+		ms, err = r.x.graph.Methods(ctx, r.user.ID)
 		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list methods: %w", err)
 	}
+	r.methods, r.loaded = ms, true
+	return slices.DeleteFunc(slices.Clone(ms), func(m graphclient.Method) bool { return m.Kind != graphclient.KindTAP }), nil
+}
+
+// orphans are the TAPs an interrupted attempt of this event may have left:
+// not there when it recorded its intent, and created since (a minute of
+// slack for clocks).
+func orphans(ms []graphclient.Method, in intent) []graphclient.Method {
+	var out []graphclient.Method
 	for _, m := range ms {
-		if m.Kind == graphclient.KindTAP && !m.Created.Before(t0.Add(-time.Minute)) {
-			if err := r.x.graph.DeleteMethod(ctx, r.user.ID, m.Kind, m.ID); err != nil && !errors.Is(err, graphclient.ErrNotFound) {
-				return err
-			}
+		if m.Kind == graphclient.KindTAP && !slices.Contains(in.Before, m.ID) && !m.Created.Before(in.At.Add(-time.Minute)) {
+			out = append(out, m)
 		}
 	}
-	return nil
+	return out
 }
-
-type guestTAPError struct{}
-
-func (guestTAPError) Error() string {
-	return "a Temporary Access Pass cannot be issued to a guest user"
-}
-func (guestTAPError) Is(target error) bool { return target == graphclient.ErrPermanent }
 
 // resetPassword resets the password and seals the new one at once. A retry
 // after a crash resets again: the earlier password was never delivered.
@@ -656,11 +737,11 @@ func (r *run) resetPassword(ctx context.Context, step int, op events.Op) ([]even
 	if r.dry {
 		return []events.OpResult{result(op, graphclient.KindPassword, graphclient.PasswordMethodID, events.OutcomeUpdated, "dry run: nothing reset")}, nil
 	}
-	if err := r.ck.intent(ctx, step, r.x.now()); err != nil {
+	if err := r.ck.intent(ctx, step, intent{At: r.x.now()}, r.done); err != nil {
 		return nil, err
 	}
 	var secret string
-	err := r.x.call(ctx, func(ctx context.Context) error {
+	err := r.write(ctx, func(ctx context.Context) error {
 		if r.x.pwMode == PasswordResetAPI {
 			var err error
 			secret, err = r.x.graph.ResetPassword(ctx, r.user.ID, "")
@@ -677,19 +758,19 @@ func (r *run) resetPassword(ctx context.Context, step int, op events.Op) ([]even
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("reset password: %w", err)
+		return nil, onMethod(graphclient.KindPassword, graphclient.PasswordMethodID, fmt.Errorf("reset password: %w", err))
 	}
 	sealed, err := events.Seal(events.SecretPassword, []byte(secret), op.SealTo, r.x.sealKey)
 	secret = ""
 	if err != nil {
-		return nil, fmt.Errorf("seal password: %w: %w", graphclient.ErrPermanent, err)
+		return nil, onMethod(graphclient.KindPassword, graphclient.PasswordMethodID, fmt.Errorf("%w: password: %v", errSeal, err))
 	}
 	res := result(op, graphclient.KindPassword, graphclient.PasswordMethodID, events.OutcomeUpdated, "must change at next sign-in")
 	res.Secret = sealed
 	if err := r.wrote(); err != nil {
 		return nil, err
 	}
-	if err := r.ck.done(ctx, step, res); err != nil {
+	if err := r.ck.done(ctx, step, []events.OpResult{res}); err != nil {
 		return nil, err
 	}
 	return []events.OpResult{res}, nil
@@ -697,7 +778,7 @@ func (r *run) resetPassword(ctx context.Context, step int, op events.Op) ([]even
 
 func (r *run) revokeSessions(ctx context.Context, op events.Op) ([]events.OpResult, error) {
 	if !r.dry {
-		if err := r.x.call(ctx, func(ctx context.Context) error { return r.x.graph.RevokeSessions(ctx, r.user.ID) }); err != nil {
+		if err := r.write(ctx, func(ctx context.Context) error { return r.x.graph.RevokeSessions(ctx, r.user.ID) }); err != nil {
 			return nil, fmt.Errorf("revoke sessions: %w", err)
 		}
 		if err := r.wrote(); err != nil {
@@ -713,7 +794,7 @@ func (r *run) setAccountEnabled(ctx context.Context, op events.Op) ([]events.OpR
 		return []events.OpResult{result(op, "", "", events.OutcomeUnchanged, detail)}, nil
 	}
 	if !r.dry {
-		if err := r.x.call(ctx, func(ctx context.Context) error {
+		if err := r.write(ctx, func(ctx context.Context) error {
 			return r.x.graph.SetAccountEnabled(ctx, r.user.ID, op.Enabled)
 		}); err != nil {
 			return nil, fmt.Errorf("set account enabled: %w", err)

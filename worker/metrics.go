@@ -1,8 +1,14 @@
 package worker
 
 import (
+	"cmp"
+	"runtime"
+	"runtime/debug"
 	"strconv"
+	"sync/atomic"
 	"time"
+
+	"github.com/authflow/authflow/events"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -13,7 +19,8 @@ import (
 // only: event types, outcomes, Graph operations and status codes — never a
 // user, an event id or a phone number.
 type Metrics struct {
-	events        *prometheus.CounterVec   // type, outcome
+	events        *prometheus.CounterVec   // type, outcome: one per event, final outcomes only
+	deliveries    *prometheus.CounterVec   // outcome: deliveries that did not end an event
 	duration      *prometheus.HistogramVec // type
 	graphRequests *prometheus.CounterVec   // op, status
 	graphDuration *prometheus.HistogramVec // op
@@ -24,17 +31,73 @@ type Metrics struct {
 	ackPending    prometheus.Gauge
 	dlq           *prometheus.CounterVec // reason
 	lastProcessed prometheus.Gauge
+	// graphLimit reads the Graph throttle's concurrency limit, once the
+	// worker knows its client (SetGraphLimit).
+	graphLimit atomic.Pointer[func() int]
 }
 
 // NewMetrics creates the metrics and registers them on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := newMetrics(reg)
-	// Export the retry series at zero so dashboards and alerts see them
-	// before the first retry.
+	// Export every series at zero so that dashboards and alerts (rates,
+	// increases) see the first occurrence after a start.
 	for _, reason := range []string{"graph", "redelivery"} {
 		m.retries.WithLabelValues(reason)
 	}
+	for _, typ := range append(events.Types(), "invalid") {
+		for _, o := range []string{outcomeSucceeded, outcomeFailed, outcomeRejected} {
+			m.events.WithLabelValues(typ, o)
+		}
+	}
+	for _, o := range []string{outcomeDuplicate, outcomeRetry, outcomeBusy, outcomeAbandoned} {
+		m.deliveries.WithLabelValues(o)
+	}
+	for _, c := range events.Codes() {
+		if c.Status() == events.StatusRejected || deadLettered(c) {
+			m.dlq.WithLabelValues(string(c))
+		}
+	}
+	promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "authflow_graph_concurrency_limit",
+		Help: "The adaptive limit on Graph requests in flight: halved on 429/503, grown back on success (0 until known).",
+	}, func() float64 {
+		if f := m.graphLimit.Load(); f != nil {
+			return float64((*f)())
+		}
+		return 0
+	})
+	version, revision, goVersion := BuildInfo()
+	promauto.With(reg).NewGaugeVec(prometheus.GaugeOpts{
+		Name: "authflow_build_info",
+		Help: "Always 1; the labels say which build runs.",
+	}, []string{"version", "revision", "goversion"}).WithLabelValues(version, revision, goVersion).Set(1)
 	return m
+}
+
+// SetGraphLimit makes authflow_graph_concurrency_limit read limit.
+func (m *Metrics) SetGraphLimit(limit func() int) { m.graphLimit.Store(&limit) }
+
+// Version is the release version, set at build time with
+// -ldflags "-X github.com/authflow/authflow/worker.Version=v1.2.3".
+var Version = ""
+
+// BuildInfo returns the version (Version, else the module version, else
+// "devel"), the VCS revision and the Go version of this binary.
+func BuildInfo() (version, revision, goVersion string) {
+	version, revision, goVersion = Version, "unknown", runtime.Version()
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return cmp.Or(version, "devel"), revision, goVersion
+	}
+	if version == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		version = bi.Main.Version
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" {
+			revision = s.Value
+		}
+	}
+	return cmp.Or(version, "devel"), revision, goVersion
 }
 
 func newMetrics(reg prometheus.Registerer) *Metrics {
@@ -42,8 +105,12 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 	return &Metrics{
 		events: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "authflow_events_total",
-			Help: "Events handled, by type and outcome (succeeded, failed, rejected, duplicate, retry, dead_lettered).",
+			Help: "Events ended, by type and outcome (succeeded, failed, rejected): one per event; type \"invalid\" for undecodable messages.",
 		}, []string{"type", "outcome"}),
+		deliveries: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "authflow_deliveries_total",
+			Help: "Deliveries that did not end an event, by outcome: duplicate (result republished), retry (handed back with a delay), busy (another attempt holds the event), abandoned (stopped without ack).",
+		}, []string{"outcome"}),
 		duration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "authflow_event_duration_seconds",
 			Help:    "Time from receiving an event to acking it, per attempt.",

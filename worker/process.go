@@ -5,26 +5,32 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strconv"
+	"runtime/debug"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/authflow/authflow/events"
 	"github.com/authflow/authflow/graphclient"
 )
 
-// Outcomes of handling one delivery, as counted in authflow_events_total.
+// Outcomes of handling one delivery. Final outcomes end an event and are
+// counted once in authflow_events_total; the others in
+// authflow_deliveries_total.
 const (
-	outcomeSucceeded    = "succeeded"
-	outcomeFailed       = "failed"
-	outcomeRejected     = "rejected"
-	outcomeDuplicate    = "duplicate"
-	outcomeRetry        = "retry"
-	outcomeDeadLettered = "dead_lettered"
-	outcomeAbandoned    = "abandoned"
+	outcomeSucceeded = "succeeded"
+	outcomeFailed    = "failed"
+	outcomeRejected  = "rejected"
+
+	outcomeDuplicate = "duplicate" // a finished event delivered again: its result republished
+	outcomeRetry     = "retry"     // handed back to JetStream with a delay
+	outcomeBusy      = "busy"      // another attempt holds a live lease: handed back until it lapses
+	outcomeAbandoned = "abandoned" // stopped without acking: lost the lease, crash hook, shutdown
 )
+
+func finalOutcome(o string) bool {
+	return o == outcomeSucceeded || o == outcomeFailed || o == outcomeRejected
+}
 
 // delivery is one delivery of one message being handled.
 type delivery struct {
@@ -33,18 +39,22 @@ type delivery struct {
 	md       *jetstream.MsgMetadata
 	key      string // the publisher's user key (last subject token)
 	raw      []byte
-	received time.Time
+	received time.Time // this delivery
 
-	ev   *events.Event
-	lkey string // ledger key
-	hash string // body hash
-	rec  *record
-	rev  uint64
+	ev     *events.Event
+	lkey   string  // ledger key
+	hash   string  // body hash
+	rec    *record // the ledger record as read, nil when absent
+	rev    uint64
+	h      *hold // set once this attempt has claimed the event
+	authed bool  // the event passed CheckAuth
 }
 
 // handle processes one delivery; it never returns an error: every path ends
 // in an ack (with a result or a dead letter), a delayed redelivery, or — on
-// a crash or a lost race — no ack at all, so the server redelivers.
+// a crash, a lost lease or shutdown — no ack at all, so the server
+// redelivers. A panic ends the event as failed (internal) with a dead
+// letter instead of crashing every replica in turn.
 func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	w.metrics.inFlight.Inc()
 	defer w.metrics.inFlight.Dec()
@@ -57,15 +67,20 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	d.md = md
+	outcome := d.protected(ctx, d.process)
 	typ := "invalid"
-	outcome := d.process(ctx)
 	if d.ev != nil {
 		typ = d.ev.Type
 	}
-	w.metrics.events.WithLabelValues(typ, outcome).Inc()
-	w.metrics.duration.WithLabelValues(typ).Observe(w.cfg.Now().Sub(d.received).Seconds())
-	if outcome != outcomeRetry && outcome != outcomeAbandoned {
+	if finalOutcome(outcome) {
+		w.metrics.events.WithLabelValues(typ, outcome).Inc()
+		w.metrics.duration.WithLabelValues(typ).Observe(w.cfg.Now().Sub(d.received).Seconds())
 		w.metrics.lastProcessed.SetToCurrentTime()
+	} else {
+		w.metrics.deliveries.WithLabelValues(outcome).Inc()
+		if outcome == outcomeDuplicate {
+			w.metrics.lastProcessed.SetToCurrentTime()
+		}
 	}
 	log := w.log.With("outcome", outcome, "type", typ, "stream_seq", md.Sequence.Stream, "delivery", md.NumDelivered)
 	if d.ev != nil {
@@ -74,8 +89,47 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	log.Info("event handled", "ms", w.cfg.Now().Sub(d.received).Milliseconds())
 }
 
+// protected runs fn and turns a panic into a failed result (internal) with
+// a dead letter; a panic while doing that dead-letters the raw bytes and
+// terminates the message, so every path ends.
+func (d *delivery) protected(ctx context.Context, fn func(context.Context) string) (outcome string) {
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		d.w.log.Error("panic while handling an event", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		outcome = d.afterPanic(ctx, r)
+	}()
+	return fn(ctx)
+}
+
+func (d *delivery) afterPanic(ctx context.Context, p any) (outcome string) {
+	defer func() {
+		if r := recover(); r != nil {
+			d.w.log.Error("panic while settling a panicked event; dead-lettering its bytes", "panic", fmt.Sprint(r))
+			outcome = d.terminate(ctx, events.CodeInternal, fmt.Sprintf("panic: %v", r))
+		}
+	}()
+	info := errorInfo(events.CodeInternal, fmt.Sprintf("internal error (panic): %v", p))
+	if d.ev == nil {
+		return d.terminate(ctx, events.CodeInternal, info.Message)
+	}
+	return d.settle(ctx, events.StatusFailed, nil, nil, info)
+}
+
+// hardCap bounds the deliveries of one message whatever happens (a process
+// that crashes on it, NATS failing every publish): past it the message is
+// dead-lettered and terminated without decoding it. Attempts that ran the
+// plan are bounded by MaxAttempts through the ledger.
+func (w *Worker) hardCap() int { return 4*w.cfg.MaxAttempts + 4 }
+
 func (d *delivery) process(ctx context.Context) string {
 	w := d.w
+	// Before anything else: a message that never got through is stopped.
+	if n := int(d.md.NumDelivered); n > w.hardCap() {
+		return d.terminate(ctx, events.CodeRetriesExhausted, fmt.Sprintf("delivered %d times without finishing", n))
+	}
 	ev, err := w.cfg.Decoder.Decode(d.raw)
 	if err != nil {
 		return d.poison(ctx, err)
@@ -85,6 +139,9 @@ func (d *delivery) process(ctx context.Context) string {
 	d.hash = bodyHash(d.raw)
 
 	d.rec, d.rev, err = w.ledger.get(ctx, d.lkey)
+	if errors.Is(err, errCorrupt) {
+		return d.corrupt(ctx, err)
+	}
 	if err != nil {
 		return d.retryLater(err)
 	}
@@ -95,10 +152,12 @@ func (d *delivery) process(ctx context.Context) string {
 		return d.republish(ctx)
 	}
 
-	// Authenticity and policy first: no Graph call for a rejected event.
+	// Authenticity and policy first: no Graph call for a rejected event,
+	// and a rejected event never takes the ledger slot of its source and id.
 	if err := w.cfg.Policy.CheckAuth(ev, d.raw, d.msg.Headers()); err != nil {
 		return d.reject(ctx, err)
 	}
+	d.authed = true
 	if d.rec == nil {
 		// Freshness only on first acceptance: an event accepted once and
 		// interrupted must finish, however late its retry comes.
@@ -111,15 +170,22 @@ func (d *delivery) process(ctx context.Context) string {
 		return d.reject(ctx, err)
 	}
 
-	attempt := int(d.md.NumDelivered)
-	if attempt > w.cfg.MaxAttempts {
-		return d.exhausted(ctx, nil, fmt.Errorf("delivered %d times", attempt))
+	if d.rec != nil {
+		if wait := leaseWait(d.rec, w.cfg.Now(), w.cfg.MaxClockSkew); wait > 0 {
+			return d.busy(wait)
+		}
 	}
+	exhausted := d.rec != nil && d.rec.State == stateInProgress && d.rec.Attempt >= w.cfg.MaxAttempts
 	if err := d.claim(ctx); err != nil {
 		if errors.Is(err, errLost) {
 			return outcomeAbandoned
 		}
 		return d.retryLater(err)
+	}
+	stop := d.w.keepLease(ctx, d.h)
+	defer stop()
+	if exhausted {
+		return d.exhausted(ctx, nil, fmt.Errorf("%d attempts did not finish", d.rec.Attempt))
 	}
 
 	actx, cancel := context.WithTimeout(ctx, w.cfg.AttemptTimeout)
@@ -140,10 +206,13 @@ func (d *delivery) process(ctx context.Context) string {
 		}
 	}
 	if err := w.cfg.Policy.CheckTarget(ev, target); err != nil {
-		return d.reject(ctx, err)
+		return d.settle(ctx, events.StatusRejected, &user, nil, infoOf(err))
+	}
+	if err := checkGuest(plan, user); err != nil {
+		return d.settle(ctx, events.StatusRejected, &user, nil, infoOf(err))
 	}
 
-	r := &run{x: w.x, user: user, dry: ev.DryRun, ck: d}
+	r := &run{x: w.x, user: user, dry: ev.DryRun, ck: d, h: d.h}
 	ops, err := r.execute(actx, plan)
 	if err != nil {
 		return d.afterError(ctx, ops, err)
@@ -155,7 +224,21 @@ func (d *delivery) process(ctx context.Context) string {
 			break
 		}
 	}
-	return d.finish(ctx, status, &user, ops, info)
+	return d.settle(ctx, status, &user, ops, info)
+}
+
+// checkGuest refuses, before any write, what Graph does not offer guests.
+func checkGuest(plan []events.Op, u graphclient.User) error {
+	if u.UserType != "Guest" {
+		return nil
+	}
+	for _, op := range plan {
+		if op.Kind == events.OpIssueTAP {
+			return &events.Error{Code: events.CodeGuestUser, Field: "subject",
+				Message: "a Temporary Access Pass cannot be issued to a guest user"}
+		}
+	}
+	return nil
 }
 
 // resolve finds the user in Graph.
@@ -185,82 +268,106 @@ func (d *delivery) afterError(ctx context.Context, ops []events.OpResult, err er
 	case errors.Is(err, errCrash):
 		d.w.log.Warn("simulated crash", "event_id", d.ev.ID, "err", err)
 		return outcomeAbandoned
-	case errors.Is(err, errLost):
+	case errors.Is(err, errLost), errors.Is(err, errLeaseExpired):
+		d.w.log.Warn("stopped: this attempt no longer owns the event", "event_id", d.ev.ID, "err", err)
 		return outcomeAbandoned
 	case ctx.Err() != nil:
 		// Shutting down: hand the event back at once; the ledger says it is
-		// in progress, so the next replica resumes it.
+		// in progress, so the next replica resumes it once the lease lapses.
 		_ = d.msg.Nak()
 		return outcomeAbandoned
 	}
 	info, transient := classify(err)
 	if transient != nil {
-		if int(d.md.NumDelivered) >= d.w.cfg.MaxAttempts {
+		if d.h.snapshot().Attempt >= d.w.cfg.MaxAttempts {
 			return d.exhausted(ctx, ops, err)
 		}
-		return d.retryLater(err)
+		return d.retryLater(transient)
 	}
-	return d.finish(ctx, events.StatusFailed, nil, ops, info)
+	return d.settle(ctx, events.StatusFailed, nil, ops, info)
 }
 
-// claim records the event as in progress under this replica; a redelivery of
-// an interrupted event takes the record over.
+// claim records the event as in progress under a fresh lease of this
+// attempt: a new record, a takeover of an interrupted attempt whose lease
+// lapsed, or a re-drive an operator asked for.
 func (d *delivery) claim(ctx context.Context) error {
-	now := d.w.cfg.Now()
+	w := d.w
+	now := w.cfg.Now()
+	var next record
 	if d.rec == nil {
-		d.rec = &record{State: stateInProgress, BodyHash: d.hash, Attempt: 1, Owner: d.w.cfg.Instance, Started: now}
-		rev, err := d.w.ledger.create(ctx, d.lkey, d.rec)
-		if err != nil {
-			return err
+		next = record{State: stateInProgress, BodyHash: d.hash, Received: d.received}
+	} else {
+		next = *cloneRecord(d.rec)
+		if next.State == stateRedrive {
+			// A new run of a failed event: its own attempts and times.
+			next.Attempt, next.Received, next.Started = 0, d.received, time.Time{}
+			next.Intents, next.Checkpoints = nil, nil
+			next.Result, next.ResultSubject, next.ResultMsgID = nil, "", ""
 		}
-		d.rev = rev
-		return nil
+		next.State = stateInProgress
 	}
-	d.rec.Attempt++
-	d.rec.Owner = d.w.cfg.Instance
-	rev, err := d.w.ledger.update(ctx, d.lkey, d.rec, d.rev)
+	next.Attempt++
+	next.Owner, next.Token, next.Write = w.cfg.Instance, newUUID(), 1
+	next.LeaseUntil = now.Add(w.cfg.AckWait)
+	if next.Received.IsZero() {
+		next.Received = d.received
+	}
+	if next.Started.IsZero() {
+		next.Started = now
+	}
+	var (
+		rev uint64
+		err error
+	)
+	if d.rec == nil {
+		rev, err = w.ledger.create(ctx, d.lkey, &next)
+	} else {
+		rev, err = w.ledger.update(ctx, d.lkey, &next, d.rev)
+	}
 	if err != nil {
 		return err
 	}
-	d.rev = rev
+	d.h = &hold{l: w.ledger, key: d.lkey, ttl: w.cfg.AckWait, skew: w.cfg.MaxClockSkew, now: w.cfg.Now, rec: &next, rev: rev}
 	return nil
 }
 
-// checkpoints over the ledger record.
+// checkpoints over the held ledger record.
 
-func (d *delivery) prior(i int) (events.OpResult, bool) {
-	r, ok := d.rec.Checkpoints[i]
+func (d *delivery) prior(i int) ([]events.OpResult, bool) {
+	r, ok := d.h.snapshot().Checkpoints[i]
 	return r, ok
 }
 
-func (d *delivery) priorIntent(i int) (time.Time, bool) {
-	t, ok := d.rec.Intents[i]
+func (d *delivery) priorIntent(i int) (intent, bool) {
+	t, ok := d.h.snapshot().Intents[i]
 	return t, ok
 }
 
-func (d *delivery) intent(ctx context.Context, i int, at time.Time) error {
-	if d.rec.Intents == nil {
-		d.rec.Intents = map[int]time.Time{}
-	}
-	d.rec.Intents[i] = at
-	return d.save(ctx)
+// intent records that step i is about to call Graph for a secret, with the
+// results of the steps before it: a retry must not run those again (a
+// removal step would delete the secret this step issues).
+func (d *delivery) intent(ctx context.Context, i int, in intent, before map[int][]events.OpResult) error {
+	return d.h.save(ctx, func(r *record) {
+		if r.Intents == nil {
+			r.Intents = map[int]intent{}
+		}
+		r.Intents[i] = in
+		if r.Checkpoints == nil {
+			r.Checkpoints = map[int][]events.OpResult{}
+		}
+		for j, res := range before {
+			r.Checkpoints[j] = res
+		}
+	})
 }
 
-func (d *delivery) done(ctx context.Context, i int, r events.OpResult) error {
-	if d.rec.Checkpoints == nil {
-		d.rec.Checkpoints = map[int]events.OpResult{}
-	}
-	d.rec.Checkpoints[i] = r
-	return d.save(ctx)
-}
-
-func (d *delivery) save(ctx context.Context) error {
-	rev, err := d.w.ledger.update(ctx, d.lkey, d.rec, d.rev)
-	if err != nil {
-		return err
-	}
-	d.rev = rev
-	return nil
+func (d *delivery) done(ctx context.Context, i int, res []events.OpResult) error {
+	return d.h.save(ctx, func(r *record) {
+		if r.Checkpoints == nil {
+			r.Checkpoints = map[int][]events.OpResult{}
+		}
+		r.Checkpoints[i] = res
+	})
 }
 
 // retryLater hands the event back to JetStream with a growing delay. The
@@ -271,9 +378,21 @@ func (d *delivery) retryLater(cause error) string {
 	d.w.log.Warn("handing event back for a later attempt", "delivery", n, "delay", delay.String(), "err", cause)
 	d.w.metrics.retries.WithLabelValues("redelivery").Inc()
 	if err := d.msg.NakWithDelay(delay); err != nil {
-		d.w.log.Warn("nak failed; the server redelivers after AckWait", "err", err)
+		d.w.log.Warn("nak failed (NATS); the server redelivers after AckWait", "err", err)
 	}
 	return outcomeRetry
+}
+
+// busy hands back a delivery of an event another attempt still holds: it
+// comes back once that lease has lapsed (or the other attempt finished).
+func (d *delivery) busy(wait time.Duration) string {
+	d.w.log.Info("event held by another attempt; handing it back until its lease lapses",
+		"event_id", d.ev.ID, "lease", describeLease(d.rec, d.w.cfg.Now()))
+	wait += time.Duration(rand.Int64N(int64(100 * time.Millisecond)))
+	if err := d.msg.NakWithDelay(wait); err != nil {
+		d.w.log.Warn("nak failed (NATS); the server redelivers after AckWait", "err", err)
+	}
+	return outcomeBusy
 }
 
 // redeliveryDelay is base·2^(n-1), capped at 5 minutes, with ±20% jitter.
@@ -288,231 +407,45 @@ func redeliveryDelay(base time.Duration, n int) time.Duration {
 
 // exhausted ends an event whose attempts are used up.
 func (d *delivery) exhausted(ctx context.Context, ops []events.OpResult, cause error) string {
-	info := errorInfo(events.CodeRetriesExhausted, fmt.Sprintf("gave up after %d deliveries: %v", d.md.NumDelivered, cause))
-	return d.finish(ctx, events.StatusFailed, nil, ops, info)
+	info := errorInfo(events.CodeRetriesExhausted, fmt.Sprintf("gave up after %d attempts: %v", d.h.snapshot().Attempt, cause))
+	return d.settle(ctx, events.StatusFailed, nil, ops, info)
 }
 
-// reject ends an event that policy or validation refused: no Graph write.
+// reject ends an event that authentication, policy or validation refused
+// before it was accepted: no Graph write, no ledger slot.
 func (d *delivery) reject(ctx context.Context, err error) string {
+	return d.settle(ctx, events.StatusRejected, nil, nil, infoOf(err))
+}
+
+// conflict answers an event that re-uses an accepted event's source and id
+// with a different body: rejected (with the reason authentication gives
+// when it fails, else replayed), and the original is left alone.
+func (d *delivery) conflict(ctx context.Context) string {
+	if err := d.w.cfg.Policy.CheckAuth(d.ev, d.raw, d.msg.Headers()); err != nil {
+		return d.reject(ctx, err)
+	}
+	info := errorInfo(events.CodeReplayed, "source and id were already used by an event with a different body")
+	return d.settle(ctx, events.StatusRejected, nil, nil, info)
+}
+
+// corrupt ends an event whose ledger record cannot be read: failed
+// (internal) with a dead letter, and the record replaced by the result so
+// that the next delivery answers from it.
+func (d *delivery) corrupt(ctx context.Context, cause error) string {
+	d.w.log.Error("ledger record undecodable; ending the event as failed", "event_id", d.ev.ID, "err", cause)
+	d.rec = nil
+	d.h = &hold{l: d.w.ledger, key: d.lkey, ttl: d.w.cfg.AckWait, skew: d.w.cfg.MaxClockSkew, now: d.w.cfg.Now,
+		rec: &record{State: stateInProgress, BodyHash: d.hash, Received: d.received, Token: newUUID()}, rev: d.rev}
+	return d.settle(ctx, events.StatusFailed, nil, nil, errorInfo(events.CodeInternal, "the ledger record of this event is undecodable"))
+}
+
+// infoOf is the result error of err, with invalid_event for foreign errors.
+func infoOf(err error) *events.ErrorInfo {
 	code := events.CodeOf(err)
 	if code == "" {
 		code = events.CodeInvalidEvent
 	}
-	info := errorInfo(code, err.Error())
-	return d.finish(ctx, events.StatusRejected, nil, nil, info)
-}
-
-// finish records the result in the ledger, publishes it, dead-letters a
-// failure that an operator must look at, and acks — in that order, so that a
-// crash at any point leaves the event to be redelivered and the result to be
-// republished from the ledger.
-func (d *delivery) finish(ctx context.Context, status events.Status, user *graphclient.User, ops []events.OpResult, info *events.ErrorInfo) string {
-	w := d.w
-	attempts := int(d.md.NumDelivered)
-	if d.rec != nil && d.rec.Attempt > attempts {
-		attempts = d.rec.Attempt
-	}
-	res := d.buildResult(status, user, ops, info, attempts)
-	body, err := res.Marshal()
-	if err != nil {
-		w.log.Error("encode result", "err", err)
-		return d.retryLater(err)
-	}
-	subject, msgID := ResultSubject(d.key), resultMsgID(d.ev.Source, d.ev.ID)
-	rec := record{State: stateDone, BodyHash: d.hash, Attempt: attempts, Owner: w.cfg.Instance,
-		Result: body, ResultSubject: subject, ResultMsgID: msgID}
-	if d.rec != nil {
-		rec.Started, rec.Intents, rec.Checkpoints = d.rec.Started, d.rec.Intents, d.rec.Checkpoints
-		_, err = w.ledger.update(ctx, d.lkey, &rec, d.rev)
-	} else {
-		_, err = w.ledger.create(ctx, d.lkey, &rec)
-	}
-	if errors.Is(err, errLost) {
-		return outcomeAbandoned
-	}
-	if err != nil {
-		return d.retryLater(err)
-	}
-	if err := w.crashPoint(HookAfterLedgerWrite); err != nil {
-		return outcomeAbandoned
-	}
-	if err := d.publishResult(ctx, subject, msgID, body, status); err != nil {
-		return d.retryLater(err)
-	}
-	if err := w.crashPoint(HookAfterResultPublish); err != nil {
-		return outcomeAbandoned
-	}
-	if status == events.StatusFailed && info != nil &&
-		(info.Code == events.CodeRetriesExhausted || info.Code == events.CodeGraphPermanent) {
-		if err := d.deadLetter(ctx, string(info.Code), info.Message); err != nil {
-			return d.retryLater(err)
-		}
-	}
-	if err := w.crashPoint(HookBeforeAck); err != nil {
-		return outcomeAbandoned
-	}
-	if err := d.msg.DoubleAck(ctx); err != nil {
-		// The result is durable; a redelivery republishes it (deduplicated).
-		w.log.Warn("ack failed", "err", err)
-	}
-	switch status {
-	case events.StatusSucceeded:
-		return outcomeSucceeded
-	case events.StatusRejected:
-		return outcomeRejected
-	}
-	return outcomeFailed
-}
-
-func (w *Worker) crashPoint(point string) error {
-	if w.cfg.Hook == nil {
-		return nil
-	}
-	if err := w.cfg.Hook(point); err != nil {
-		w.log.Warn("simulated crash", "point", point, "err", err)
-		return err
-	}
-	return nil
-}
-
-func (d *delivery) publishResult(ctx context.Context, subject, msgID string, body []byte, status events.Status) error {
-	m := nats.NewMsg(subject)
-	m.Data = body
-	m.Header.Set(HeaderStatus, string(status))
-	if d.ev != nil {
-		m.Header.Set(HeaderEventSource, d.ev.Source)
-		m.Header.Set(HeaderEventID, d.ev.ID)
-	}
-	if _, err := d.w.js.PublishMsg(ctx, m, jetstream.WithMsgID(msgID)); err != nil {
-		return fmt.Errorf("publish result: %w", err)
-	}
-	return nil
-}
-
-// republish answers a redelivery of a finished event with its stored result,
-// under the same Nats-Msg-Id, and acks.
-func (d *delivery) republish(ctx context.Context) string {
-	var status events.Status
-	if r, err := events.DecodeResult(d.rec.Result); err == nil {
-		status = r.Data.Status
-	}
-	if err := d.publishResult(ctx, d.rec.ResultSubject, d.rec.ResultMsgID, d.rec.Result, status); err != nil {
-		return d.retryLater(err)
-	}
-	if err := d.msg.DoubleAck(ctx); err != nil {
-		d.w.log.Warn("ack failed", "err", err)
-	}
-	return outcomeDuplicate
-}
-
-// conflict answers an event that re-uses a finished or running event's
-// source and id with a different body: rejected, and the original is left
-// alone. Its result has its own msg id so it cannot shadow the original's.
-func (d *delivery) conflict(ctx context.Context) string {
-	info := errorInfo(events.CodeReplayed, "source and id were already used by an event with a different body")
-	res := d.buildResult(events.StatusRejected, nil, nil, info, int(d.md.NumDelivered))
-	res.ID += ":" + d.hash[:16]
-	body, err := res.Marshal()
-	if err != nil {
-		return d.retryLater(err)
-	}
-	msgID := resultMsgID(d.ev.Source, d.ev.ID) + ":" + d.hash[:16]
-	if err := d.publishResult(ctx, ResultSubject(d.key), msgID, body, events.StatusRejected); err != nil {
-		return d.retryLater(err)
-	}
-	if err := d.msg.DoubleAck(ctx); err != nil {
-		d.w.log.Warn("ack failed", "err", err)
-	}
-	return outcomeRejected
-}
-
-// poison handles a message that cannot be decoded: a dead letter with the
-// reason, plus a rejected result when its source and id can be read.
-func (d *delivery) poison(ctx context.Context, decodeErr error) string {
-	code := events.CodeOf(decodeErr)
-	if code == "" {
-		code = events.CodeInvalidEvent
-	}
-	if err := d.deadLetter(ctx, string(code), decodeErr.Error()); err != nil {
-		return d.retryLater(err)
-	}
-	d.w.metrics.events.WithLabelValues("invalid", outcomeDeadLettered).Inc()
-	src, id, typ := events.PeekIdentity(d.raw)
-	if src != "" && id != "" {
-		info := errorInfo(code, decodeErr.Error())
-		// Its own id and msg id, keyed by the body too: an undecodable
-		// message must not take the place of a valid event's result.
-		suffix := ":" + bodyHash(d.raw)[:16]
-		res := events.NewResult(events.EventKey(src, id)+suffix, "", events.ResultData{
-			Event:  events.EventRef{Source: src, ID: id, Type: typ},
-			Status: events.StatusRejected, Error: info, Attempts: int(d.md.NumDelivered),
-			ReceivedAt: d.received, StartedAt: d.received, FinishedAt: d.w.cfg.Now(),
-		}, d.w.cfg.Now())
-		body, err := res.Marshal()
-		if err == nil {
-			msgID := resultMsgID(src, id) + suffix
-			if err := d.publishResult(ctx, ResultSubject(d.key), msgID, body, events.StatusRejected); err != nil {
-				return d.retryLater(err)
-			}
-		}
-	}
-	if err := d.msg.DoubleAck(ctx); err != nil {
-		d.w.log.Warn("ack failed", "err", err)
-	}
-	return outcomeRejected
-}
-
-// deadLetter copies the original message (bytes and headers) to the DLQ
-// stream with the reason and the attempts.
-func (d *delivery) deadLetter(ctx context.Context, reason, message string) error {
-	m := nats.NewMsg(DLQSubject(d.key))
-	m.Data = d.raw
-	for k, vs := range d.msg.Headers() {
-		for _, v := range vs {
-			m.Header.Add(k, v)
-		}
-	}
-	m.Header.Del(nats.MsgIdHdr)
-	m.Header.Set(HeaderDLQReason, reason)
-	if len(message) > 1024 {
-		message = message[:1024]
-	}
-	m.Header.Set(HeaderDLQMessage, message)
-	m.Header.Set(HeaderDLQAttempts, strconv.FormatUint(d.md.NumDelivered, 10))
-	m.Header.Set(HeaderDLQSubject, d.msg.Subject())
-	m.Header.Set(HeaderDLQSequence, strconv.FormatUint(d.md.Sequence.Stream, 10))
-	msgID := "dlq:" + strconv.FormatUint(d.md.Sequence.Stream, 10)
-	if _, err := d.w.js.PublishMsg(ctx, m, jetstream.WithMsgID(msgID)); err != nil {
-		return fmt.Errorf("publish dead letter: %w", err)
-	}
-	d.w.metrics.dlq.WithLabelValues(reason).Inc()
-	return nil
-}
-
-func (d *delivery) buildResult(status events.Status, user *graphclient.User, ops []events.OpResult, info *events.ErrorInfo, attempts int) *events.Result {
-	ev := d.ev
-	now := d.w.cfg.Now()
-	data := events.ResultData{
-		Event:      ev.Ref(),
-		Status:     status,
-		DryRun:     ev.DryRun,
-		Operations: ops,
-		Error:      info,
-		Attempts:   attempts,
-		ReceivedAt: d.received,
-		StartedAt:  d.received,
-		FinishedAt: now,
-	}
-	if d.rec != nil && !d.rec.Started.IsZero() {
-		data.StartedAt = d.rec.Started
-	}
-	data.User.Ref = ev.Subject
-	if user != nil {
-		data.User.ObjectID = user.ID
-	}
-	res := events.NewResult(ev.Key(), ev.Subject, data, now)
-	res.TraceParent = ev.TraceParent
-	return res
+	return errorInfo(code, err.Error())
 }
 
 // errorInfo is a result error; whether it is permanent follows from its code.

@@ -33,9 +33,14 @@ const (
 	HeaderDLQAttempts = "Authflow-Dlq-Attempts"
 	HeaderDLQSubject  = "Authflow-Dlq-Subject"
 	HeaderDLQSequence = "Authflow-Dlq-Sequence"
-	HeaderEventSource = "Authflow-Event-Source"
-	HeaderEventID     = "Authflow-Event-Id"
-	HeaderStatus      = "Authflow-Status"
+	// A dead letter whose body or headers were cut to fit a message says so;
+	// for a cut body, the original's size and SHA-256 (hex) follow.
+	HeaderDLQTruncated      = "Authflow-Dlq-Truncated"
+	HeaderDLQOriginalSize   = "Authflow-Dlq-Original-Size"
+	HeaderDLQOriginalSHA256 = "Authflow-Dlq-Original-Sha256"
+	HeaderEventSource       = "Authflow-Event-Source"
+	HeaderEventID           = "Authflow-Event-Id"
+	HeaderStatus            = "Authflow-Status"
 )
 
 // EventSubject is the subject a publisher uses for an event of the user

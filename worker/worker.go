@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
+
+	"github.com/authflow/authflow/graphclient"
 )
 
 // Worker consumes events and executes them. Create it with New, run it with
@@ -60,10 +62,15 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 		return nil, err
 	}
 	log := log0(cfg)
+	if g, ok := cfg.Graph.(interface{ Throttle() *graphclient.Throttle }); ok && g.Throttle() != nil {
+		cfg.Metrics.SetGraphLimit(g.Throttle().Limit)
+	}
+	version, revision, goVersion := BuildInfo()
+	log.Info("authflow worker starting", "version", version, "revision", revision, "go", goVersion)
 	w := &Worker{
 		cfg:     cfg,
 		js:      js,
-		ledger:  ledger{kv: kv},
+		ledger:  ledger{kv: kv, timeout: cfg.NATSTimeout, tries: 3},
 		log:     log,
 		metrics: cfg.Metrics,
 		sem:     make(chan struct{}, cfg.Concurrency),
@@ -235,6 +242,35 @@ func (w *Worker) pollConsumerStats(ctx context.Context) (stop func()) {
 	return func() { cancel(); <-done }
 }
 
+// keepLease renews h's lease every third of its length until stop is
+// called. A renewal that fails for good (another attempt took the event)
+// is remembered by h: the attempt's next write or ledger save stops it.
+func (w *Worker) keepLease(ctx context.Context, h *hold) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(h.ttl / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				if err := h.renew(ctx); err != nil {
+					w.log.Warn("lease renewal failed", "err", err)
+					if errors.Is(err, errLost) {
+						return
+					}
+				}
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
 // keepAlive sends InProgress for msg every third of AckWait until stop is
 // called, so a long Graph call does not make the server redeliver.
 func (w *Worker) keepAlive(msg jetstream.Msg) (stop func()) {
@@ -247,7 +283,11 @@ func (w *Worker) keepAlive(msg jetstream.Msg) (stop func()) {
 		for {
 			select {
 			case <-t.C:
-				_ = msg.InProgress()
+				// A failure here is not fatal: the lease in the ledger, not
+				// the server's ack deadline, decides who may write.
+				if err := msg.InProgress(); err != nil {
+					w.log.Debug("in-progress signal failed (NATS)", "err", err)
+				}
 			case <-done:
 				return
 			}
@@ -271,6 +311,9 @@ func ensureTopologyRetrying(ctx context.Context, js jetstream.JetStream, log *sl
 		if err == nil {
 			return kv, nil
 		}
+		if perr := permanentTopologyError(err, t); perr != nil {
+			return nil, perr
+		}
 		if ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
 			return nil, err
 		}
@@ -282,4 +325,22 @@ func ensureTopologyRetrying(ctx context.Context, js jetstream.JetStream, log *sl
 		}
 		wait = min(2*wait, 5*time.Second)
 	}
+}
+
+// permanentTopologyError returns err, explained, when JetStream answered
+// with an error that retrying cannot change (a configuration the server
+// refuses); nil when it may be transient (no meta leader yet, a cluster
+// still forming, timeouts).
+func permanentTopologyError(err error, t Topology) error {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return nil
+	}
+	switch apiErr.ErrorCode {
+	case 10008, 10009, 10005: // temporarily unavailable, not leader, no peers yet
+		return nil
+	case 10074: // replicas > 1 not supported in non-clustered mode
+		return fmt.Errorf("%w: Replicas %d needs a JetStream cluster of at least %d servers; this server is not clustered: use 1 replica (authflow worker --stream-replicas 1)", err, t.Replicas, t.Replicas)
+	}
+	return fmt.Errorf("%w (JetStream refused the configuration; retrying would not help)", err)
 }

@@ -641,25 +641,20 @@ func TestResultsDLQAndCheck(t *testing.T) {
 		}
 	})
 	t.Run("dlq replay", func(t *testing.T) {
-		code, stdout, stderr := runCLI(t, "dlq", "replay", "1", "--nats-url", url)
-		if code != 0 || !strings.Contains(stdout, "replayed dead letter 1 to "+worker.EventSubject(keyA)) {
+		// A rejected (undecodable) event cannot be re-driven: its sender must
+		// send a corrected one. The re-drive of failures is TestRedrive (worker).
+		code, stdout, stderr := runCLI(t, "dlq", "replay", "1", "--nats-url", url, "--by", "ops")
+		if code != exitFailed || !strings.Contains(stderr, "not re-drivable") || !strings.Contains(stderr, "rejected") {
 			t.Fatalf("exit %d, %q, %q", code, stdout, stderr)
 		}
 		stream, err := js.Stream(ctx, worker.EventsStream)
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := stream.GetMsg(ctx, 1)
-		if err != nil {
-			t.Fatal(err)
+		if info, err := stream.Info(ctx); err != nil || info.State.Msgs != 0 {
+			t.Fatalf("a refused re-drive published something: %+v %v", info.State, err)
 		}
-		if string(m.Data) != string(dead.Data) || m.Header.Get(events.HeaderSigner) != "UABC" || m.Header.Get(worker.HeaderDLQReason) != "" {
-			t.Fatalf("replayed message: %s %v", m.Data, m.Header)
-		}
-		code, stdout, _ = runCLI(t, "dlq", "replay", "1", "--nats-url", url)
-		if code != 0 || !strings.Contains(stdout, "already replayed") {
-			t.Fatalf("second replay: exit %d, %q", code, stdout)
-		}
+		_ = dead
 	})
 	_ = nc
 }

@@ -1,16 +1,17 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/authflow/authflow/events"
@@ -29,11 +30,14 @@ func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := newFlagSet("dlq", stderr)
 	nf.register(fs)
 	limit := fs.Int("limit", 100, "dlq list: show at most the last `N` dead letters (0 = all)")
+	by := fs.String("by", defaultOperator(), "dlq replay: who re-drives the event, recorded in the ledger and the new result (`NAME`)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: authflow dlq list [--limit N] | show SEQ | replay SEQ [flags]\n\n"+
 			"  list         sequence, time, reason, attempts and subject of each dead letter\n"+
 			"  show SEQ     one dead letter: its headers and the original bytes\n"+
-			"  replay SEQ   publish the original bytes and headers again to authflow.events.<key>\n\nflags:")
+			"  replay SEQ   re-drive a failed event once its cause is fixed: record the re-drive in the\n"+
+			"               ledger and publish the original bytes and headers (signature intact) again;\n"+
+			"               a new result follows, marked as a re-drive. Rejected events cannot be re-driven.\n\nflags:")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -74,7 +78,7 @@ func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	case "show":
 		return dlqShow(ctx, js, seq, stdout)
 	}
-	return dlqReplay(ctx, js, seq, stdout, stderr)
+	return dlqReplay(ctx, js, seq, *by, stdout, stderr)
 }
 
 func dlqList(ctx context.Context, js jetstream.JetStream, limit int, stdout io.Writer) error {
@@ -141,39 +145,28 @@ func dlqShow(ctx context.Context, js jetstream.JetStream, seq uint64, stdout io.
 // its source and id, that result is published again and nothing else
 // happens; only an event that never got a result (an undecodable one, or
 // one whose ledger entry expired) is processed anew.
-func dlqReplay(ctx context.Context, js jetstream.JetStream, seq uint64, stdout, stderr io.Writer) error {
-	m, err := getDeadLetter(ctx, js, seq)
+func dlqReplay(ctx context.Context, js jetstream.JetStream, seq uint64, by string, stdout, stderr io.Writer) error {
+	info, err := worker.Redrive(ctx, js, seq, by)
 	if err != nil {
 		return err
 	}
-	key := strings.TrimPrefix(m.Subject, worker.DLQSubjectPrefix)
-	if key == m.Subject || !worker.ValidKey(key) {
-		return fmt.Errorf("dead letter %d has subject %q, not %s<key>", seq, m.Subject, worker.DLQSubjectPrefix)
+	if info.Again {
+		fmt.Fprintf(stdout, "dead letter %d: re-drive %d of %s %s was recorded before; published it again to %s\n", seq, info.Count, info.Source, info.ID, info.Subject)
+	} else {
+		fmt.Fprintf(stdout, "dead letter %d: re-drive %d of %s %s recorded by %s; published to %s\n", seq, info.Count, info.Source, info.ID, by, info.Subject)
 	}
-	out := nats.NewMsg(worker.EventSubject(key))
-	out.Data = m.Data
-	for k, vs := range m.Header {
-		if strings.HasPrefix(k, "Authflow-Dlq-") || k == nats.MsgIdHdr {
-			continue
-		}
-		for _, v := range vs {
-			out.Header.Add(k, v)
-		}
-	}
-	// A second replay of the same dead letter within the stream's
-	// duplicate window is dropped.
-	ack, err := js.PublishMsg(ctx, out, jetstream.WithMsgID("dlq-replay:"+strconv.FormatUint(seq, 10)))
-	if err != nil {
-		return fmt.Errorf("replay dead letter %d to %s: %w", seq, out.Subject, err)
-	}
-	if ack.Duplicate {
-		fmt.Fprintf(stdout, "dead letter %d was already replayed in the last few minutes: nothing published\n", seq)
-		return nil
-	}
-	fmt.Fprintf(stdout, "replayed dead letter %d to %s (stream %s seq %d)\n", seq, out.Subject, ack.Stream, ack.Sequence)
-	fmt.Fprintln(stderr, "note: an event whose source and id already have a result gets that result again, unchanged;\n"+
-		"to run it anew, send a new event (a new id) with authflow send")
+	fmt.Fprintln(stderr, "note: a worker runs it as a new attempt; its result has \"redrive\" set and the id <event key>:redrive-N (authflow results --follow)")
 	return nil
+}
+
+// defaultOperator names the person running the CLI: user@host.
+func defaultOperator() string {
+	user := cmp.Or(os.Getenv("USER"), os.Getenv("USERNAME"), "operator")
+	host, _ := os.Hostname()
+	if host == "" {
+		return user
+	}
+	return user + "@" + host
 }
 
 func getDeadLetter(ctx context.Context, js jetstream.JetStream, seq uint64) (*jetstream.RawStreamMsg, error) {
