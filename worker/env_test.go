@@ -39,9 +39,12 @@ type env struct {
 	registry  *prometheus.Registry // of the last worker started
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { t.Helper(); return newEnvDir(t, "") }
+
+// newEnvDir is newEnv with the JetStream store in dir.
+func newEnvDir(t *testing.T, dir string) *env {
 	t.Helper()
-	ns := startNATS(t, "")
+	ns := startNATS(t, dir)
 	nc := connect(t, ns)
 	rk, err := nkeys.CreateCurveKeys()
 	if err != nil {
