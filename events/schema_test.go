@@ -367,8 +367,19 @@ func TestDocExamples(t *testing.T) {
 			t.Errorf("docs/events.md:%d: result %s does not decode: %v", b.line, name, err)
 			continue
 		}
-		if r.ID != EventKey(r.Data.Event.Source, r.Data.Event.ID) {
-			t.Errorf("docs/events.md:%d: result id is not EventKey of its event", b.line)
+		// The id rule of ResultID: a rejection before acceptance carries
+		// the body's hash, every other result the event key.
+		key := EventKey(r.Data.Event.Source, r.Data.Event.ID)
+		preAccept := r.Data.Error != nil && r.Data.Status == StatusRejected &&
+			r.Data.Error.Code != CodeProtectedUser && r.Data.Error.Code != CodeGuestUser
+		if preAccept != regexp.MustCompile(`^[0-9a-f]{64}:[0-9a-f]{16}$`).MatchString(r.ID) || !strings.HasPrefix(r.ID, key) {
+			t.Errorf("docs/events.md:%d: result id %s does not follow the rule of ResultID", b.line, r.ID)
+		}
+		if r.Data.Status == StatusRejected && r.Data.Attempts != 0 {
+			t.Errorf("docs/events.md:%d: a rejected result shows attempts %d", b.line, r.Data.Attempts)
+		}
+		if r.Data.Event.Source != "" && (r.Data.Provenance == nil || r.Data.Provenance.Source != r.Data.Event.Source) {
+			t.Errorf("docs/events.md:%d: result lacks its provenance", b.line)
 		}
 		ev := events[name]
 		if ev == nil {

@@ -296,7 +296,7 @@ func TestResultContract(t *testing.T) {
 		t.Errorf("provenance %+v", mfa.Data.Provenance)
 	}
 	g := byID[guestID]
-	if g.Data.Status != events.StatusRejected || g.Data.Error.Code != events.CodeGuestUser || g.Data.Attempts != 1 {
+	if g.Data.Status != events.StatusRejected || g.Data.Error.Code != events.CodeGuestUser || g.Data.Attempts != 0 {
 		t.Errorf("guest TAP: %s attempts %d %+v", g.Data.Status, g.Data.Attempts, g.Data.Error)
 	}
 	bad := byID["bad-1"]

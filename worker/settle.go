@@ -284,6 +284,9 @@ func (d *delivery) buildResult(status events.Status, user *graphclient.User, ops
 		}
 		id = events.ResultID(ev.Source, ev.ID, nil, redrives)
 	}
+	if status == events.StatusRejected {
+		data.Attempts = 0 // refused before its plan ran
+	}
 	data.User.Ref = ev.Subject
 	if user != nil {
 		data.User.ObjectID = user.ID
