@@ -117,7 +117,9 @@ func New(cfg Config) (*Client, error) {
 		pollBudget:   5 * time.Minute,
 	}
 	if c.throttle == nil {
-		c.throttle = NewThrottle(ThrottleConfig{})
+		if c.throttle, err = NewThrottle(ThrottleConfig{}); err != nil {
+			return nil, fmt.Errorf("graphclient config: %w", err)
+		}
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.NewTextHandler(io.Discard, nil))

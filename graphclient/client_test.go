@@ -233,7 +233,7 @@ func TestObserveAndThrottleFeedback(t *testing.T) {
 	f := newFakeGraph(t)
 	var mu sync.Mutex
 	var seenOps []string
-	th := NewThrottle(ThrottleConfig{MaxLimit: 8})
+	th := mustThrottle(ThrottleConfig{MaxLimit: 8})
 	c := newTestClient(t, f.URL+"/v1.0", func(cfg *Config) {
 		cfg.Throttle = th
 		cfg.Observe = func(op string, status int, d time.Duration) {
