@@ -477,11 +477,12 @@ func contractPolicy() RetryPolicy {
 }
 
 // TestContractRetryTransient: random transient faults are retried with
-// backoff until every operation succeeds.
+// backoff until every operation succeeds. The draws are seeded and the
+// operations sequential, so the faults are the same on every run.
 func TestContractRetryTransient(t *testing.T) {
 	t.Parallel()
 	srv, c := contract(t)
-	if err := srv.SetFaults(graphclienttest.Faults{ErrorRate: 0.5, ErrorStatuses: []int{500, 502, 503, 504}}); err != nil {
+	if err := srv.SetFaults(graphclienttest.Faults{ErrorRate: 0.5, ErrorStatuses: []int{500, 502, 503, 504}, Seed: 42}); err != nil {
 		t.Fatal(err)
 	}
 	ctx := testCtx(t)

@@ -115,6 +115,7 @@ type Emulator struct {
 	upns      map[string]string // lower-case UPN -> object id
 	smsIndex  map[string]string // phone number with SMS sign-in on -> object id
 	faults    Faults
+	draws     faultDraws
 	bucket    tokenBucket
 	stats     counters
 	reqlog    requestLog
@@ -145,6 +146,7 @@ func New(opts Options) (*Emulator, error) {
 		reqlog:    newRequestLog(maxLogEntries),
 	}
 	e.faults, _ = Faults{}.normalize() // the zero Faults is valid; this fills the documented defaults
+	e.draws = newFaultDraws(0)
 	if e.now == nil {
 		e.now = time.Now
 	}
@@ -294,7 +296,8 @@ func (e *Emulator) Faults() Faults {
 }
 
 // SetFaults replaces the fault injection settings (the zero Faults turns
-// every fault off) and refills the throttle budget.
+// every fault off), refills the throttle budget and restarts the random
+// draws from f.Seed.
 func (e *Emulator) SetFaults(f Faults) error {
 	f, err := f.normalize()
 	if err != nil {
@@ -303,6 +306,7 @@ func (e *Emulator) SetFaults(f Faults) error {
 	now := e.now()
 	e.mu.Lock()
 	e.faults = f
+	e.draws = newFaultDraws(f.Seed)
 	e.bucket = newTokenBucket(f.ThrottleRPS, now)
 	e.mu.Unlock()
 	e.log.Info("emulator faults changed", "faults", f)
