@@ -676,6 +676,69 @@ func TestContractLostReply(t *testing.T) {
 	}
 }
 
+// TestContractTraceParent: through msgraph-sdk-go over HTTP, every request
+// of a context with a traceparent carries it: single calls, a UPN lookup, a
+// retried write and a password reset with its polling; calls without one,
+// or with an invalid one, carry none.
+func TestContractTraceParent(t *testing.T) {
+	t.Parallel()
+	const tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	srv, c := contract(t)
+	ctx := WithTraceParent(testCtx(t), tp)
+	if _, err := c.ResolveUser(ctx, "kim.obrien@contoso.com"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Methods(ctx, kimID); err != nil {
+		t.Fatal(err)
+	}
+	// One injected 503, then the retry goes through.
+	if err := srv.SetFaults(graphclienttest.Faults{ErrorRate: 1, ErrorStatuses: []int{503}}); err != nil {
+		t.Fatal(err)
+	}
+	p := contractPolicy()
+	p.Notify = func(int, error, time.Duration) {
+		if err := srv.SetFaults(graphclienttest.Faults{}); err != nil {
+			t.Error(err)
+		}
+	}
+	if n, err := p.Do(WithRequestID(ctx, "tp-1"), func(ctx context.Context) error {
+		_, err := c.AddPhone(ctx, kimID, PhoneMobile, "+1 4255550100")
+		return err
+	}); err != nil || n != 2 {
+		t.Fatalf("AddPhone: %d attempts, %v", n, err)
+	}
+	if _, err := c.ResetPassword(ctx, kimID, ""); err != nil {
+		t.Fatal(err)
+	}
+	log := srv.Requests()
+	if len(log) < 6 { // filter, methods, 503 + 201, reset, at least one poll
+		t.Fatalf("only %d requests: %+v", len(log), log)
+	}
+	routes := map[string]bool{}
+	for _, r := range log {
+		routes[r.Method+" "+r.Route] = true
+		if r.TraceParent != tp {
+			t.Errorf("%s %s (status %d): traceparent %q, want %q", r.Method, r.Route, r.Status, r.TraceParent, tp)
+		}
+	}
+	if !routes["GET /v1.0/users/{id}/authentication/operations/{operationId}"] || !routes["GET /v1.0/users"] {
+		t.Errorf("the polling or the UPN lookup is missing from %v", routes)
+	}
+
+	srv.ResetStats()
+	if _, err := c.Methods(testCtx(t), kimID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Methods(WithTraceParent(testCtx(t), "00-00000000000000000000000000000000-b7ad6b7169203331-01"), kimID); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range srv.Requests() {
+		if r.TraceParent != "" {
+			t.Errorf("%s %s: traceparent %q without a valid one in the context", r.Method, r.Route, r.TraceParent)
+		}
+	}
+}
+
 // TestContractWrongToken: the emulator's 401 is a permission error.
 func TestContractWrongToken(t *testing.T) {
 	t.Parallel()

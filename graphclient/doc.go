@@ -32,7 +32,8 @@
 // handler is left out of the middleware chain. Callers wrap a logical
 // operation in a [RetryPolicy] (exponential backoff with jitter, Retry-After
 // as a floor, a time budget) and put a client-request-id in the context with
-// [WithRequestID] so that all attempts of the operation carry the same id.
+// [WithRequestID] so that all attempts of the operation carry the same id;
+// [WithTraceParent] adds the W3C traceparent of the event to every request.
 // A [Throttle], shared by every call of a Client (or of several Clients),
 // holds new requests back while the service has asked for a pause and
 // adapts the number of requests in flight (AIMD) to what the service

@@ -218,6 +218,9 @@ type Request struct {
 	Status int `json:"status"`
 	// ClientRequestID is the client-request-id header, if any.
 	ClientRequestID string `json:"clientRequestId"`
+	// TraceParent is the W3C traceparent header as sent (printable ASCII,
+	// at most 200 bytes; not checked further), if any.
+	TraceParent string `json:"traceParent,omitempty"`
 	// Lost is true when the write was applied but its reply was lost.
 	Lost bool `json:"lost,omitempty"`
 }

@@ -24,16 +24,17 @@ const maxBody = 1 << 20
 
 // call is one Graph request on its way through the pipeline.
 type call struct {
-	r        *http.Request
-	rt       route
-	reqID    string // request-id we answer with
-	clientID string // client-request-id as the client sent it ("" if none or unusable)
-	base     string // scheme://host as the client addressed us
-	body     []byte
-	bodyErr  *reply
-	now      time.Time // the emulator clock when the answer is decided
-	userID   string    // the resolved object id, for the log
-	query    url.Values
+	r           *http.Request
+	rt          route
+	reqID       string // request-id we answer with
+	clientID    string // client-request-id as the client sent it ("" if none or unusable)
+	traceParent string // traceparent as the client sent it ("" if none or unusable)
+	base        string // scheme://host as the client addressed us
+	body        []byte
+	bodyErr     *reply
+	now         time.Time // the emulator clock when the answer is decided
+	userID      string    // the resolved object id, for the log
+	query       url.Values
 }
 
 // crid is the client-request-id we echo: the client's, or our request-id.
@@ -87,6 +88,9 @@ func (e *Emulator) serveGraph(w http.ResponseWriter, r *http.Request, rest strin
 	c := &call{r: r, reqID: newGUID(), clientID: r.Header.Get("client-request-id"), base: baseURL(r)}
 	if !validHeaderValue(c.clientID) {
 		c.clientID = ""
+	}
+	if tp := r.Header.Get("traceparent"); validHeaderValue(tp) {
+		c.traceParent = tp
 	}
 	c.rt = parseRoute(rest)
 
@@ -243,7 +247,7 @@ func (e *Emulator) recordLocked(c *call, status int, lost bool) {
 		path = path[:512]
 	}
 	e.reqlog.add(Request{Time: c.now, Method: method, Route: c.rt.tmpl, Path: path, UserID: uid,
-		Status: status, ClientRequestID: c.clientID, Lost: lost})
+		Status: status, ClientRequestID: c.clientID, TraceParent: c.traceParent, Lost: lost})
 }
 
 // isWrite reports the methods whose replies lostReplyRate may lose.
