@@ -285,6 +285,7 @@ func (h *attemptHandler) Intercept(p khttp.Pipeline, i int, req *http.Request) (
 			requestID: resp.Header.Get("request-id"),
 			retry:     resp.Header.Get("Retry-After"),
 			location:  resp.Header.Get("Location"),
+			challenge: strings.Join(resp.Header.Values("WWW-Authenticate"), ", "),
 		}
 	}
 	if h.c.observe != nil {

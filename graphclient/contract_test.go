@@ -739,6 +739,42 @@ func TestContractTraceParent(t *testing.T) {
 	}
 }
 
+// TestContractMFARequired: a credential-management call refused with a
+// claims challenge for multifactor authentication is ErrMFARequired, with
+// the claims in the error; it is permanent, not ErrPermission, and the
+// retry policy sends it once.
+func TestContractMFARequired(t *testing.T) {
+	t.Parallel()
+	srv, c := contract(t, func(o *graphclienttest.Options) { o.MFARequired = true })
+	ctx := testCtx(t)
+	n, err := contractPolicy().Do(ctx, func(ctx context.Context) error {
+		_, err := c.AddPhone(ctx, kimID, PhoneMobile, "+1 4255550100")
+		return err
+	})
+	if n != 1 || srv.Stats().Total != 1 {
+		t.Errorf("attempts %d, requests %d: want 1 and 1", n, srv.Stats().Total)
+	}
+	mustKind(t, err, ErrMFARequired)
+	mustKind(t, err, ErrPermanent)
+	if errors.Is(err, ErrPermission) || errors.Is(err, ErrTransient) {
+		t.Errorf("err = %v: must be neither ErrPermission nor ErrTransient", err)
+	}
+	const claims = `{"access_token":{"amr":{"essential":true,"values":["ngcmfa"]}}}`
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Status != 403 || ae.Claims != claims || !strings.Contains(err.Error(), claims) {
+		t.Errorf("err = %#v", err)
+	}
+	_, err = c.CreateTAP(ctx, kimID, TAPRequest{LifetimeMinutes: 60})
+	mustKind(t, err, ErrMFARequired)
+	// Reads are not credential management.
+	if _, err := c.Methods(ctx, kimID); err != nil {
+		t.Errorf("Methods: %v", err)
+	}
+	if _, st := state(t, srv, kimID); hasMethod(st, "#microsoft.graph.phoneAuthenticationMethod", "") {
+		t.Error("the refused phone was added")
+	}
+}
+
 // TestContractWrongToken: the emulator's 401 is a permission error.
 func TestContractWrongToken(t *testing.T) {
 	t.Parallel()

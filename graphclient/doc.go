@@ -22,8 +22,9 @@
 // class sentinels with errors.Is: [ErrTransient] (network errors, 408, 429,
 // 500, 502, 503, 504), [ErrNotFound] (and its refinements [ErrUserNotFound]
 // and [ErrMethodNotFound]), [ErrConflict] (400, 409, 422: a rule of the
-// service said no), [ErrPermission] (401, 403) and [ErrPermanent] (every
-// class that is not transient). [RetryAfter] returns the server's
+// service said no), [ErrPermission] (401, 403), [ErrMFARequired] (a 401 or
+// 403 claims challenge for multifactor authentication; not ErrPermission)
+// and [ErrPermanent] (every class that is not transient). [RetryAfter] returns the server's
 // Retry-After. Error strings never carry tokens, secrets or URL queries.
 //
 // # Retries and throttling

@@ -75,6 +75,11 @@ type Options struct {
 	// AppOnly makes the caller an application: resetPassword, a
 	// delegated-only API, answers 403 accessDenied.
 	AppOnly bool
+	// MFARequired makes every credential-management call (a write under
+	// /users/{id}/authentication/) answer 403 with a claims challenge for
+	// multifactor authentication (amr ngcmfa), which the emulator's token
+	// never satisfies.
+	MFARequired bool
 	// Now is the clock; it must be safe for concurrent use. Defaults to time.Now.
 	Now func() time.Time
 	// Logger receives debug and info records; nil discards them.
@@ -91,6 +96,9 @@ type Config struct {
 	SMSSignInDisabled bool `json:"smsSignInDisabled"`
 	// AppOnly makes the caller an application (resetPassword answers 403).
 	AppOnly bool `json:"appOnly"`
+	// MFARequired makes credential-management calls answer 403 with a
+	// claims challenge for multifactor authentication.
+	MFARequired bool `json:"mfaRequired"`
 }
 
 func (c Config) withDefaults() Config {
@@ -129,7 +137,8 @@ func New(opts Options) (*Emulator, error) {
 	if opts.Token == "" {
 		return nil, errors.New("new emulator: Options.Token is required")
 	}
-	cfg := Config{TAPPolicy: opts.TAPPolicy, SMSSignInDisabled: opts.SMSSignInDisabled, AppOnly: opts.AppOnly}.withDefaults()
+	cfg := Config{TAPPolicy: opts.TAPPolicy, SMSSignInDisabled: opts.SMSSignInDisabled, AppOnly: opts.AppOnly,
+		MFARequired: opts.MFARequired}.withDefaults()
 	if err := cfg.TAPPolicy.validate(); err != nil {
 		return nil, fmt.Errorf("new emulator: %w", err)
 	}
@@ -187,7 +196,8 @@ func (e *Emulator) SetConfig(c Config) error {
 	e.mu.Lock()
 	e.cfg = c
 	e.mu.Unlock()
-	e.log.Info("emulator config changed", "tapPolicy", c.TAPPolicy, "smsSignInDisabled", c.SMSSignInDisabled, "appOnly", c.AppOnly)
+	e.log.Info("emulator config changed", "tapPolicy", c.TAPPolicy, "smsSignInDisabled", c.SMSSignInDisabled, "appOnly", c.AppOnly,
+		"mfaRequired", c.MFARequired)
 	return nil
 }
 

@@ -68,6 +68,7 @@ type reply struct {
 	allow         string
 	retryAfter    int
 	hasRetryAfter bool
+	authenticate  string // WWW-Authenticate
 	code, msg     string // set for errors: the body is built at write time
 	throttleInner bool   // 429: innerError carries code and status
 }
@@ -313,6 +314,9 @@ func writeReply(w http.ResponseWriter, c *call, rep reply) {
 	}
 	if rep.hasRetryAfter {
 		h.Set("Retry-After", strconv.Itoa(rep.retryAfter))
+	}
+	if rep.authenticate != "" {
+		h.Set("WWW-Authenticate", rep.authenticate)
 	}
 	body, ct := rep.body, graphContentType
 	if rep.code != "" {
