@@ -36,10 +36,10 @@ type Faults struct {
 	LostReplyMode string `json:"lostReplyMode"`
 	// Seed, when not 0, makes the random draws (jitter, injected errors and
 	// their statuses, lost replies) repeatable: the same seed and the same
-	// requests in the same order give the same faults. Each kind of draw has
-	// its own sequence, so the n-th applied write gets the n-th lost-reply
-	// draw whatever reads came between. 0 draws from a random seed.
-	// SetFaults restarts the sequences.
+	// requests in the same order give the same faults. Each kind of draw
+	// has its own sequence, so the n-th write that reaches the handler gets
+	// the n-th lost-reply draw whatever reads came between. 0 draws from a
+	// random seed. SetFaults restarts the sequences.
 	Seed uint64 `json:"seed"`
 }
 
@@ -88,7 +88,7 @@ func (f Faults) normalize() (Faults, error) {
 type faultDraws struct {
 	jitter *rand.Rand // per request, when jitterMs > 0
 	errors *rand.Rand // per request past the throttle bucket, when errorRate > 0
-	lost   *rand.Rand // per applied write, when lostReplyRate > 0
+	lost   *rand.Rand // per write that reaches the handler, when lostReplyRate > 0
 }
 
 func newFaultDraws(seed uint64) faultDraws {
