@@ -20,9 +20,10 @@ const DefaultScope = "https://graph.microsoft.com/.default"
 
 // tokenError is a failure to put a token on a request, already classified.
 type tokenError struct {
-	code  string
-	class error
-	err   error
+	code   string
+	class  error
+	err    error
+	claims string // of an ErrMFARequired
 }
 
 func (e *tokenError) Error() string { return e.err.Error() }
@@ -63,6 +64,17 @@ func (p *tokenProvider) GetAuthorizationToken(ctx context.Context, u *url.URL, e
 	if !p.hosts.IsUrlHostValid(u) {
 		return "", &tokenError{code: "hostNotAllowed", class: ErrPermanent,
 			err: fmt.Errorf("refusing to send a token to host %q: not the configured Graph host", sanitize(u.Hostname(), 100))}
+	}
+	// kiota answers a 401 claims challenge by asking for a token with the
+	// claims and sending the request again. An application cannot get a
+	// token with multifactor claims, so that challenge ends the call here.
+	if raw, ok := extra["claims"].(string); ok && raw != "" {
+		if js, err := decodeClaims(raw); err == nil {
+			if claims, ok := mfaClaims(js); ok {
+				return "", &tokenError{code: "mfaRequired", class: ErrMFARequired, claims: claims,
+					err: fmt.Errorf("graph asked for a token with multifactor claims %s, which an application cannot obtain", claims)}
+			}
+		}
 	}
 	if p.static != "" {
 		return p.static, nil

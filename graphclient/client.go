@@ -117,7 +117,9 @@ func New(cfg Config) (*Client, error) {
 		pollBudget:   5 * time.Minute,
 	}
 	if c.throttle == nil {
-		c.throttle = NewThrottle(ThrottleConfig{})
+		if c.throttle, err = NewThrottle(ThrottleConfig{}); err != nil {
+			return nil, fmt.Errorf("graphclient config: %w", err)
+		}
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -245,18 +247,19 @@ func sdkVersion() string {
 // exchange is one Client call in flight; the attempt handler records what
 // the wire saw.
 type exchange struct {
-	op        string
-	requestID string
-	last      response
+	op          string
+	requestID   string
+	traceParent string // "" when the caller set none
+	last        response
 }
 
 type exchangeKey struct{}
 
 // attemptHandler is the innermost middleware: it sees every HTTP attempt.
 // It sets the caller's client-request-id (the telemetry handler *adds* a
-// fresh UUID on every request; Set replaces it), refuses to send a request
-// without a token, and records status and headers for classification,
-// throttling and metrics.
+// fresh UUID on every request; Set replaces it) and traceparent, refuses to
+// send a request without a token, and records status and headers for
+// classification, throttling and metrics.
 type attemptHandler struct{ c *Client }
 
 func (h *attemptHandler) Intercept(p khttp.Pipeline, i int, req *http.Request) (*http.Response, error) {
@@ -265,6 +268,9 @@ func (h *attemptHandler) Intercept(p khttp.Pipeline, i int, req *http.Request) (
 		return nil, errors.New("graphclient: request outside a client call")
 	}
 	req.Header.Set("client-request-id", ex.requestID)
+	if ex.traceParent != "" {
+		req.Header.Set("traceparent", ex.traceParent)
+	}
 	if req.Header.Get("Authorization") == "" {
 		return nil, &tokenError{code: "noToken", class: ErrPermission,
 			err: errors.New("refusing to send a request without a bearer token")}
@@ -279,6 +285,7 @@ func (h *attemptHandler) Intercept(p khttp.Pipeline, i int, req *http.Request) (
 			requestID: resp.Header.Get("request-id"),
 			retry:     resp.Header.Get("Retry-After"),
 			location:  resp.Header.Get("Location"),
+			challenge: strings.Join(resp.Header.Values("WWW-Authenticate"), ", "),
 		}
 	}
 	if h.c.observe != nil {
@@ -306,6 +313,49 @@ func WithRequestID(ctx context.Context, id string) context.Context {
 func RequestIDFrom(ctx context.Context) (string, bool) {
 	id, ok := ctx.Value(requestIDKey{}).(string)
 	return id, ok
+}
+
+type traceParentKey struct{}
+
+// WithTraceParent returns a context whose Graph calls all send tp as their
+// W3C Trace Context traceparent header, so that the trace of the event that
+// asked for them continues into Graph. tp must be version 00:
+// 00-<32 hex>-<16 hex>-<2 hex>, lower case, with neither the trace id nor
+// the parent id all zeros. An invalid tp is ignored: ctx comes back
+// unchanged. The client records no spans of its own, so it passes the
+// header on as it came, as Trace Context asks of a party that does not
+// trace.
+func WithTraceParent(ctx context.Context, tp string) context.Context {
+	if !validTraceParent(tp) {
+		return ctx
+	}
+	return context.WithValue(ctx, traceParentKey{}, tp)
+}
+
+// TraceParentFrom returns the traceparent set by WithTraceParent, if any.
+func TraceParentFrom(ctx context.Context) (string, bool) {
+	tp, ok := ctx.Value(traceParentKey{}).(string)
+	return tp, ok
+}
+
+// validTraceParent checks the version-00 traceparent syntax.
+func validTraceParent(tp string) bool {
+	const n = len("00-") + 32 + 1 + 16 + 1 + 2
+	if len(tp) != n || tp[:3] != "00-" || tp[35] != '-' || tp[52] != '-' {
+		return false
+	}
+	traceID, parentID, flags := tp[3:35], tp[36:52], tp[53:]
+	return lowerHex(traceID) && lowerHex(parentID) && lowerHex(flags) &&
+		strings.Trim(traceID, "0") != "" && strings.Trim(parentID, "0") != ""
+}
+
+func lowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // ensureRequestID gives ctx a request id if it has none, so that all calls
@@ -349,7 +399,8 @@ func (c *Client) call(ctx context.Context, op string, fn func(ctx context.Contex
 	if err != nil {
 		return response{}, fmt.Errorf("%s: wait for throttle: %w", op, err)
 	}
-	ex := &exchange{op: op, requestID: rid}
+	tp, _ := TraceParentFrom(ctx)
+	ex := &exchange{op: op, requestID: rid, traceParent: tp}
 	cctx, cancel := context.WithTimeout(context.WithValue(ctx, exchangeKey{}, ex), c.timeout)
 	err = c.run(cctx, op, fn)
 	cancel()

@@ -133,6 +133,70 @@ func TestRequestID(t *testing.T) {
 	}
 }
 
+// TestTraceParent: a valid traceparent in the context goes out, once and
+// unchanged, on every attempt and every request of an operation; an invalid
+// one is ignored and no header is sent.
+func TestTraceParent(t *testing.T) {
+	t.Parallel()
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	f := newFakeGraph(t)
+	f.setHandler(reply(503, `{"error":{"code":"x","message":"y"}}`))
+	c := newTestClient(t, f.URL+"/v1.0")
+	p := RetryPolicy{Initial: time.Millisecond, Max: time.Millisecond, Randomization: -1, MaxAttempts: 3}
+	ctx := WithTraceParent(testCtx(t), tp)
+	if _, err := p.Do(ctx, func(ctx context.Context) error { return c.DeleteEmail(ctx, testUser, EmailMethodID) }); !errors.Is(err, ErrTransient) {
+		t.Fatalf("err = %v", err)
+	}
+	reqs := f.requests()
+	if len(reqs) != 3 {
+		t.Fatalf("%d requests", len(reqs))
+	}
+	for i, r := range reqs {
+		if got := r.Header.Values("traceparent"); len(got) != 1 || got[0] != tp {
+			t.Errorf("attempt %d: traceparent %q, want %q", i, got, tp)
+		}
+	}
+	if got, ok := TraceParentFrom(ctx); !ok || got != tp {
+		t.Errorf("TraceParentFrom = %q, %v", got, ok)
+	}
+
+	f.reset()
+	_ = c.DeleteEmail(testCtx(t), testUser, EmailMethodID)
+	if got := f.requests()[0].Header.Values("traceparent"); len(got) != 0 {
+		t.Errorf("without WithTraceParent: traceparent %q", got)
+	}
+
+	for _, bad := range []string{
+		"",
+		"00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01", // upper case
+		"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", // another version
+		"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		"00-00000000000000000000000000000000-00f067aa0ba902b7-01", // zero trace id
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", // zero parent id
+		"00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",  // short trace id
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-", // trailing data
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g",
+		"00_4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7_01",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\nX-Injected: 1",
+	} {
+		f.reset()
+		bctx := WithTraceParent(testCtx(t), bad)
+		if _, ok := TraceParentFrom(bctx); ok {
+			t.Errorf("WithTraceParent(%q) was kept", bad)
+		}
+		_ = c.DeleteEmail(bctx, testUser, EmailMethodID)
+		if got := f.requests()[0].Header.Values("traceparent"); len(got) != 0 {
+			t.Errorf("invalid %q: traceparent %q sent", bad, got)
+		}
+	}
+	// An invalid one does not replace a valid one set before.
+	kept := WithTraceParent(WithTraceParent(testCtx(t), tp), "junk")
+	if got, _ := TraceParentFrom(kept); got != tp {
+		t.Errorf("after an invalid WithTraceParent: %q", got)
+	}
+}
+
 // TestInvalidInputMakesNoRequest: every operation validates ids and values
 // before anything is sent.
 func TestInvalidInputMakesNoRequest(t *testing.T) {
@@ -233,7 +297,7 @@ func TestObserveAndThrottleFeedback(t *testing.T) {
 	f := newFakeGraph(t)
 	var mu sync.Mutex
 	var seenOps []string
-	th := NewThrottle(ThrottleConfig{MaxLimit: 8})
+	th := mustThrottle(ThrottleConfig{MaxLimit: 8})
 	c := newTestClient(t, f.URL+"/v1.0", func(cfg *Config) {
 		cfg.Throttle = th
 		cfg.Observe = func(op string, status int, d time.Duration) {

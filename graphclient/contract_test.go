@@ -477,11 +477,12 @@ func contractPolicy() RetryPolicy {
 }
 
 // TestContractRetryTransient: random transient faults are retried with
-// backoff until every operation succeeds.
+// backoff until every operation succeeds. The draws are seeded and the
+// operations sequential, so the faults are the same on every run.
 func TestContractRetryTransient(t *testing.T) {
 	t.Parallel()
 	srv, c := contract(t)
-	if err := srv.SetFaults(graphclienttest.Faults{ErrorRate: 0.5, ErrorStatuses: []int{500, 502, 503, 504}}); err != nil {
+	if err := srv.SetFaults(graphclienttest.Faults{ErrorRate: 0.5, ErrorStatuses: []int{500, 502, 503, 504}, Seed: 42}); err != nil {
 		t.Fatal(err)
 	}
 	ctx := testCtx(t)
@@ -672,6 +673,105 @@ func TestContractLostReply(t *testing.T) {
 		if st := srv.Stats(); st.LostReplies != 1 {
 			t.Errorf("%s: lostReplies = %d", mode, st.LostReplies)
 		}
+	}
+}
+
+// TestContractTraceParent: through msgraph-sdk-go over HTTP, every request
+// of a context with a traceparent carries it: single calls, a UPN lookup, a
+// retried write and a password reset with its polling; calls without one,
+// or with an invalid one, carry none.
+func TestContractTraceParent(t *testing.T) {
+	t.Parallel()
+	const tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	srv, c := contract(t)
+	ctx := WithTraceParent(testCtx(t), tp)
+	if _, err := c.ResolveUser(ctx, "kim.obrien@contoso.com"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Methods(ctx, kimID); err != nil {
+		t.Fatal(err)
+	}
+	// One injected 503, then the retry goes through.
+	if err := srv.SetFaults(graphclienttest.Faults{ErrorRate: 1, ErrorStatuses: []int{503}}); err != nil {
+		t.Fatal(err)
+	}
+	p := contractPolicy()
+	p.Notify = func(int, error, time.Duration) {
+		if err := srv.SetFaults(graphclienttest.Faults{}); err != nil {
+			t.Error(err)
+		}
+	}
+	if n, err := p.Do(WithRequestID(ctx, "tp-1"), func(ctx context.Context) error {
+		_, err := c.AddPhone(ctx, kimID, PhoneMobile, "+1 4255550100")
+		return err
+	}); err != nil || n != 2 {
+		t.Fatalf("AddPhone: %d attempts, %v", n, err)
+	}
+	if _, err := c.ResetPassword(ctx, kimID, ""); err != nil {
+		t.Fatal(err)
+	}
+	log := srv.Requests()
+	if len(log) < 6 { // filter, methods, 503 + 201, reset, at least one poll
+		t.Fatalf("only %d requests: %+v", len(log), log)
+	}
+	routes := map[string]bool{}
+	for _, r := range log {
+		routes[r.Method+" "+r.Route] = true
+		if r.TraceParent != tp {
+			t.Errorf("%s %s (status %d): traceparent %q, want %q", r.Method, r.Route, r.Status, r.TraceParent, tp)
+		}
+	}
+	if !routes["GET /v1.0/users/{id}/authentication/operations/{operationId}"] || !routes["GET /v1.0/users"] {
+		t.Errorf("the polling or the UPN lookup is missing from %v", routes)
+	}
+
+	srv.ResetStats()
+	if _, err := c.Methods(testCtx(t), kimID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Methods(WithTraceParent(testCtx(t), "00-00000000000000000000000000000000-b7ad6b7169203331-01"), kimID); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range srv.Requests() {
+		if r.TraceParent != "" {
+			t.Errorf("%s %s: traceparent %q without a valid one in the context", r.Method, r.Route, r.TraceParent)
+		}
+	}
+}
+
+// TestContractMFARequired: a credential-management call refused with a
+// claims challenge for multifactor authentication is ErrMFARequired, with
+// the claims in the error; it is permanent, not ErrPermission, and the
+// retry policy sends it once.
+func TestContractMFARequired(t *testing.T) {
+	t.Parallel()
+	srv, c := contract(t, func(o *graphclienttest.Options) { o.MFARequired = true })
+	ctx := testCtx(t)
+	n, err := contractPolicy().Do(ctx, func(ctx context.Context) error {
+		_, err := c.AddPhone(ctx, kimID, PhoneMobile, "+1 4255550100")
+		return err
+	})
+	if n != 1 || srv.Stats().Total != 1 {
+		t.Errorf("attempts %d, requests %d: want 1 and 1", n, srv.Stats().Total)
+	}
+	mustKind(t, err, ErrMFARequired)
+	mustKind(t, err, ErrPermanent)
+	if errors.Is(err, ErrPermission) || errors.Is(err, ErrTransient) {
+		t.Errorf("err = %v: must be neither ErrPermission nor ErrTransient", err)
+	}
+	const claims = `{"access_token":{"amr":{"essential":true,"values":["ngcmfa"]}}}`
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Status != 403 || ae.Claims != claims || !strings.Contains(err.Error(), claims) {
+		t.Errorf("err = %#v", err)
+	}
+	_, err = c.CreateTAP(ctx, kimID, TAPRequest{LifetimeMinutes: 60})
+	mustKind(t, err, ErrMFARequired)
+	// Reads are not credential management.
+	if _, err := c.Methods(ctx, kimID); err != nil {
+		t.Errorf("Methods: %v", err)
+	}
+	if _, st := state(t, srv, kimID); hasMethod(st, "#microsoft.graph.phoneAuthenticationMethod", "") {
+		t.Error("the refused phone was added")
 	}
 }
 

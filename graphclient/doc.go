@@ -22,8 +22,9 @@
 // class sentinels with errors.Is: [ErrTransient] (network errors, 408, 429,
 // 500, 502, 503, 504), [ErrNotFound] (and its refinements [ErrUserNotFound]
 // and [ErrMethodNotFound]), [ErrConflict] (400, 409, 422: a rule of the
-// service said no), [ErrPermission] (401, 403) and [ErrPermanent] (every
-// class that is not transient). [RetryAfter] returns the server's
+// service said no), [ErrPermission] (401, 403), [ErrMFARequired] (a 401 or
+// 403 claims challenge for multifactor authentication; not ErrPermission)
+// and [ErrPermanent] (every class that is not transient). [RetryAfter] returns the server's
 // Retry-After. Error strings never carry tokens, secrets or URL queries.
 //
 // # Retries and throttling
@@ -32,7 +33,8 @@
 // handler is left out of the middleware chain. Callers wrap a logical
 // operation in a [RetryPolicy] (exponential backoff with jitter, Retry-After
 // as a floor, a time budget) and put a client-request-id in the context with
-// [WithRequestID] so that all attempts of the operation carry the same id.
+// [WithRequestID] so that all attempts of the operation carry the same id;
+// [WithTraceParent] adds the W3C traceparent of the event to every request.
 // A [Throttle], shared by every call of a Client (or of several Clients),
 // holds new requests back while the service has asked for a pause and
 // adapts the number of requests in flight (AIMD) to what the service

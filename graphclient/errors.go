@@ -1,7 +1,10 @@
 package graphclient
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"math"
 	"net/http"
@@ -49,6 +52,13 @@ var (
 	ErrConflict error = &class{msg: "graphclient: rejected by the service", parent: ErrPermanent}
 	// ErrPermission: the caller is not allowed (401, 403) or has no token.
 	ErrPermission error = &class{msg: "graphclient: permission denied", parent: ErrPermanent}
+	// ErrMFARequired: Graph refused the call (401, 403) with a claims
+	// challenge for multifactor authentication (an amr claim such as
+	// ngcmfa, as credential-management calls may now demand), which an
+	// application's token cannot satisfy. It is permanent and deliberately
+	// not ErrPermission: no permission grant fixes it. APIError.Claims holds
+	// the challenge when Graph sent one.
+	ErrMFARequired error = &class{msg: "graphclient: multifactor authentication required", parent: ErrPermanent}
 	// ErrInvalidInput: an argument failed validation; no request was sent.
 	ErrInvalidInput error = &class{msg: "graphclient: invalid input", parent: ErrPermanent}
 )
@@ -62,6 +72,7 @@ type APIError struct {
 	Message    string        // Graph error.message, sanitized and bounded
 	RequestID  string        // Graph request-id, for support cases
 	RetryAfter time.Duration // the server's Retry-After, 0 if none
+	Claims     string        // the claims challenge (JSON) of an ErrMFARequired, if Graph sent one; bounded
 	Err        error         // the underlying cause when there is one (transport errors); never an SDK type
 
 	class error // set by the client; nil means derive it from Status and Code
@@ -164,6 +175,7 @@ type response struct {
 	requestID string
 	retry     string // raw Retry-After
 	location  string
+	challenge string // raw WWW-Authenticate, its values joined
 }
 
 // classify turns the error of one SDK call into an *APIError. It reads the
@@ -182,7 +194,8 @@ func classify(op string, resp response, now time.Time, err error) *APIError {
 	switch {
 	case errors.As(err, &te):
 		ae.Code = te.code
-		ae.Message = sanitize(te.Error(), 300)
+		ae.Message = sanitize(te.Error(), 600)
+		ae.Claims = te.claims
 		ae.class = te.class
 		return ae
 	case errors.As(err, &od):
@@ -243,7 +256,118 @@ func classify(op string, resp response, now time.Time, err error) *APIError {
 		}
 	}
 	ae.class = classifyStatus(ae.Status, ae.Code)
+	if ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden {
+		if claims, ok := mfaChallenge(resp.challenge, ae.Code, ae.Message); ok {
+			ae.class = ErrMFARequired
+			ae.Claims = claims
+			if claims != "" && !strings.Contains(ae.Message, claims) {
+				ae.Message = sanitize(ae.Message+" (claims challenge: "+claims+")", 600)
+			}
+		}
+	}
 	return ae
+}
+
+// codeMissingMFA is the error code Graph uses for "MFA is required for this
+// request" where it sends no claims challenge.
+const codeMissingMFA = "Unauthorized_MissingMFA"
+
+// mfaChallenge reports whether a 401 or 403 demands multifactor
+// authentication: a WWW-Authenticate claims challenge, or claims in the
+// error message ("Additional claims required {...}"), that ask for an amr
+// value, or the code Unauthorized_MissingMFA. It returns the claims JSON
+// when there is one.
+func mfaChallenge(wwwAuthenticate, code, message string) (claims string, ok bool) {
+	if raw := challengeParam(wwwAuthenticate, "claims"); raw != "" {
+		if js, err := decodeClaims(raw); err == nil {
+			if c, ok := mfaClaims(js); ok {
+				return c, true
+			}
+		}
+	}
+	if i := strings.IndexByte(message, '{'); i >= 0 {
+		if c, ok := mfaClaims([]byte(message[i:])); ok {
+			return c, true
+		}
+	}
+	return "", strings.EqualFold(code, codeMissingMFA)
+}
+
+// maxClaims bounds the claims a challenge may carry (real ones are well
+// under 200 bytes).
+const maxClaims = 2048
+
+// decodeClaims decodes a claims parameter: base64, standard or URL
+// alphabet, padded or not.
+func decodeClaims(raw string) ([]byte, error) {
+	if len(raw) > maxClaims*4/3+4 {
+		return nil, errors.New("claims too long")
+	}
+	var err error
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		var b []byte
+		if b, err = enc.DecodeString(raw); err == nil {
+			return b, nil
+		}
+	}
+	return nil, err
+}
+
+// mfaClaims reports whether a claims request asks the access token for an
+// authentication method reference (amr, e.g. "ngcmfa" or "mfa"), and
+// returns it compacted. Trailing text after the JSON object is ignored.
+func mfaClaims(js []byte) (string, bool) {
+	if len(js) > maxClaims {
+		return "", false
+	}
+	var raw json.RawMessage
+	if err := json.NewDecoder(bytes.NewReader(js)).Decode(&raw); err != nil {
+		return "", false
+	}
+	var c struct {
+		AccessToken struct {
+			AMR json.RawMessage `json:"amr"`
+		} `json:"access_token"`
+	}
+	if json.Unmarshal(raw, &c) != nil || len(c.AccessToken.AMR) == 0 || string(c.AccessToken.AMR) == "null" {
+		return "", false
+	}
+	var out bytes.Buffer
+	if json.Compact(&out, raw) != nil {
+		return "", false
+	}
+	return sanitize(out.String(), 300), true
+}
+
+// challengeParam returns the value of the auth-param name in a
+// WWW-Authenticate header (RFC 9110 §11.6.1: token or quoted string), or "".
+func challengeParam(h, name string) string {
+	lower := strings.ToLower(h)
+	key := strings.ToLower(name) + "="
+	for i := 0; i < len(lower); {
+		j := strings.Index(lower[i:], key)
+		if j < 0 {
+			return ""
+		}
+		j += i
+		if j > 0 && !strings.ContainsRune(" ,\t", rune(lower[j-1])) {
+			i = j + 1 // e.g. "xclaims="
+			continue
+		}
+		v := h[j+len(key):]
+		if strings.HasPrefix(v, `"`) {
+			end := strings.IndexByte(v[1:], '"')
+			if end < 0 {
+				return ""
+			}
+			return v[1 : 1+end]
+		}
+		if end := strings.IndexAny(v, ", \t"); end >= 0 {
+			return v[:end]
+		}
+		return v
+	}
+	return ""
 }
 
 // parseRetryAfter reads a Retry-After value: delta seconds (fractions

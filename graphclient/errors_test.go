@@ -21,7 +21,15 @@ func TestErrorShapes(t *testing.T) {
 		is         []error
 		isNot      []error
 		retryAfter time.Duration
+		claims     string // APIError.Claims, also in the message
+		requests   int    // HTTP requests made; 0: not checked
 	}
+	const mfaJSON = `{"access_token":{"amr":{"essential":true,"values":["ngcmfa"]}}}`
+	challenge := func(claims string) string {
+		return `Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", error="insufficient_claims", claims="` + claims + `"`
+	}
+	mfa := []error{ErrMFARequired, ErrPermanent}
+	notMFA := []error{ErrPermission, ErrTransient, ErrConflict}
 	httpDate := time.Now().Add(90 * time.Second).UTC().Format(http.TimeFormat)
 	tests := []struct {
 		name    string
@@ -65,6 +73,28 @@ func TestErrorShapes(t *testing.T) {
 			want{status: 405, is: []error{ErrPermanent}, isNot: []error{ErrTransient, ErrConflict, ErrNotFound}}},
 		{"507", reply(507, `{"error":{"code":"x","message":"y"}}`), want{status: 507, is: []error{ErrPermanent}, isNot: []error{ErrTransient}}},
 		{"302 not followed", reply(302, ""), want{status: 302, is: []error{ErrPermanent}}},
+
+		// Multifactor claims challenges (credential management from 2026).
+		{"403 MFA claims challenge", reply(403, `{"error":{"code":"accessDenied","message":"denied"}}`, "WWW-Authenticate", challenge("eyJhY2Nlc3NfdG9rZW4iOnsiYW1yIjp7ImVzc2VudGlhbCI6dHJ1ZSwidmFsdWVzIjpbIm5nY21mYSJdfX19")),
+			want{status: 403, code: "accessDenied", is: mfa, isNot: notMFA, claims: mfaJSON, requests: 1}},
+		{"403 MFA challenge, URL base64 unpadded, no body", reply(403, "", "WWW-Authenticate", challenge("eyJhY2Nlc3NfdG9rZW4iOnsiYW1yIjp7ImVzc2VudGlhbCI6dHJ1ZSwidmFsdWVzIjpbIm5nY21mYSJdfX19")),
+			want{status: 403, is: mfa, isNot: notMFA, claims: mfaJSON}},
+		{"403 MFA challenge unquoted among challenges", reply(403, "", "WWW-Authenticate", `PoP nonce="x", Bearer error=insufficient_claims, claims=eyJhY2Nlc3NfdG9rZW4iOnsiYW1yIjp7ImVzc2VudGlhbCI6dHJ1ZSwidmFsdWVzIjpbIm5nY21mYSJdfX19`),
+			want{status: 403, is: mfa, isNot: notMFA, claims: mfaJSON}},
+		{"403 MFA claims in the error body", reply(403, `{"error":{"code":"Unauthorized","message":"Additional claims required {\"access_token\":{\"amr\":{\"essential\":true,\"values\":[\"ngcmfa\"]}}}"}}`),
+			want{status: 403, code: "Unauthorized", is: mfa, isNot: notMFA, claims: mfaJSON}},
+		{"403 Unauthorized_MissingMFA", reply(403, `{"error":{"code":"Unauthorized_MissingMFA","message":"MFA is required for this request."}}`),
+			want{status: 403, code: "Unauthorized_MissingMFA", is: mfa, isNot: notMFA}},
+		{"401 MFA claims challenge is not re-sent", reply(401, `{"error":{"code":"InvalidAuthenticationToken","message":"claims"}}`, "WWW-Authenticate", challenge("eyJhY2Nlc3NfdG9rZW4iOnsiYW1yIjp7ImVzc2VudGlhbCI6dHJ1ZSwidmFsdWVzIjpbIm5nY21mYSJdfX19")),
+			want{status: 401, code: "mfaRequired", is: mfa, isNot: notMFA, claims: mfaJSON, requests: 1}},
+		{"403 other claims challenge", reply(403, `{"error":{"code":"accessDenied","message":"no"}}`, "WWW-Authenticate", challenge("eyJhY2Nlc3NfdG9rZW4iOnsibmJmIjp7ImVzc2VudGlhbCI6dHJ1ZSwidmFsdWUiOiIxNjUyODEzNTA4In19fQ==")),
+			want{status: 403, is: []error{ErrPermission}, isNot: []error{ErrMFARequired}, requests: 1}},
+		{"401 CAE challenge is re-sent once", reply(401, `{"error":{"code":"InvalidAuthenticationToken","message":"revoked"}}`, "WWW-Authenticate", challenge("eyJhY2Nlc3NfdG9rZW4iOnsibmJmIjp7ImVzc2VudGlhbCI6dHJ1ZSwidmFsdWUiOiIxNjUyODEzNTA4In19fQ==")),
+			want{status: 401, is: []error{ErrPermission}, isNot: []error{ErrMFARequired}, requests: 2}},
+		{"403 claims not base64", reply(403, `{"error":{"code":"accessDenied","message":"no"}}`, "WWW-Authenticate", challenge("not base64!")),
+			want{status: 403, is: []error{ErrPermission}, isNot: []error{ErrMFARequired}}},
+		{"400 with amr claims is not MFA", reply(400, `{"error":{"code":"badRequest","message":"Additional claims required {\"access_token\":{\"amr\":{\"values\":[\"ngcmfa\"]}}}"}}`),
+			want{status: 400, is: []error{ErrConflict}, isNot: []error{ErrMFARequired}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -109,6 +139,15 @@ func TestErrorShapes(t *testing.T) {
 			msg := err.Error() // must not panic
 			if strings.Contains(msg, "test-token") || strings.Contains(msg, "http://") {
 				t.Errorf("error string leaks a token or URL: %q", msg)
+			}
+			if ae.Claims != tc.want.claims {
+				t.Errorf("Claims = %q, want %q", ae.Claims, tc.want.claims)
+			}
+			if tc.want.claims != "" && !strings.Contains(msg, tc.want.claims) {
+				t.Errorf("the claims are not in the message %q", msg)
+			}
+			if n := len(f.requests()); tc.want.requests != 0 && n != tc.want.requests {
+				t.Errorf("%d requests, want %d", n, tc.want.requests)
 			}
 		})
 	}
@@ -173,7 +212,7 @@ func TestClassifyStatus(t *testing.T) {
 
 func TestSentinelTree(t *testing.T) {
 	t.Parallel()
-	for _, e := range []error{ErrNotFound, ErrUserNotFound, ErrMethodNotFound, ErrConflict, ErrPermission, ErrInvalidInput} {
+	for _, e := range []error{ErrNotFound, ErrUserNotFound, ErrMethodNotFound, ErrConflict, ErrPermission, ErrMFARequired, ErrInvalidInput} {
 		if !errors.Is(e, ErrPermanent) || errors.Is(e, ErrTransient) {
 			t.Errorf("%v: want permanent, not transient", e)
 		}
@@ -183,6 +222,9 @@ func TestSentinelTree(t *testing.T) {
 	}
 	if errors.Is(ErrTransient, ErrPermanent) {
 		t.Error("transient must not be permanent")
+	}
+	if errors.Is(ErrMFARequired, ErrPermission) || errors.Is(ErrPermission, ErrMFARequired) {
+		t.Error("MFA required must be distinguishable from a missing permission")
 	}
 	wrapped := fmt.Errorf("outer: %w", &APIError{Op: "x", Status: 429, RetryAfter: 3 * time.Second})
 	if d, ok := RetryAfter(wrapped); !ok || d != 3*time.Second {

@@ -1,8 +1,13 @@
 package graphclient
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -15,24 +20,28 @@ import (
 // Client itself sends each call once.
 //
 // The zero value is usable: every zero field takes the default named in its
-// comment. A RetryPolicy is a value; Do does not modify it and may run
-// concurrently.
+// comment. A value outside the range its comment names is an error
+// ([RetryPolicy.Validate]), never silently replaced. A RetryPolicy is a
+// value; Do does not modify it and may run concurrently.
 type RetryPolicy struct {
-	// Initial is the first backoff interval. Defaults to 500 ms.
+	// Initial is the first backoff interval: 0 (the default, 500 ms) or
+	// more than 0 and at most MaxRetryInterval.
 	Initial time.Duration
-	// Max caps one backoff interval (Retry-After may exceed it). Defaults
-	// to 30 s.
+	// Max caps one backoff interval (Retry-After may exceed it): 0 (the
+	// default, 30 s) or from Initial to MaxRetryInterval.
 	Max time.Duration
-	// Multiplier grows the interval after each attempt. Defaults to 2.
+	// Multiplier grows the interval after each attempt: 0 (the default, 2)
+	// or a finite number of at least 1.
 	Multiplier float64
-	// Randomization spreads each interval over [i*(1-r), i*(1+r)]. Defaults
-	// to 0.5; a negative value disables jitter.
+	// Randomization spreads each interval over [i*(1-r), i*(1+r)]: 0 (the
+	// default, 0.5), more than 0 and at most 1, or negative for no jitter.
 	Randomization float64
 	// MaxElapsed is the time budget: no wait starts that would end more
-	// than MaxElapsed after the first attempt began. Defaults to 60 s.
+	// than MaxElapsed after the first attempt began. 0 (the default, 60 s)
+	// or more than 0 and at most MaxRetryElapsed.
 	MaxElapsed time.Duration
-	// MaxAttempts caps the attempts, the first one included. Defaults to 0:
-	// only MaxElapsed bounds them.
+	// MaxAttempts caps the attempts, the first one included: 0 (the
+	// default: only MaxElapsed bounds them) or at least 1.
 	MaxAttempts int
 	// Retryable decides whether an error is worth another attempt. Defaults
 	// to IsTransient.
@@ -45,6 +54,10 @@ type RetryPolicy struct {
 	// NewTimer makes the timer that waits between attempts (tests use a
 	// fake). Defaults to a time.Timer.
 	NewTimer func() backoff.Timer
+
+	// random draws the jitter in [0, 1) (tests use a fixed sequence).
+	// Defaults to math/rand/v2's Float64.
+	random func() float64
 }
 
 // Defaults of a RetryPolicy.
@@ -54,6 +67,14 @@ const (
 	DefaultRetryMultiplier    = 2.0
 	DefaultRetryRandomization = 0.5
 	DefaultRetryMaxElapsed    = 60 * time.Second
+)
+
+// Upper bounds of a RetryPolicy's durations. Graph's Retry-After is capped
+// at an hour too (longer waits belong to JetStream's redelivery), and the
+// bounds keep the budget arithmetic far from overflow.
+const (
+	MaxRetryInterval = time.Hour      // Initial and Max
+	MaxRetryElapsed  = 24 * time.Hour // MaxElapsed
 )
 
 // DefaultRetryPolicy returns the policy with every default spelled out.
@@ -67,30 +88,56 @@ func DefaultRetryPolicy() RetryPolicy {
 	}
 }
 
+// Validate reports every field outside its documented range, each error
+// naming the field and the range. Do calls it first; call it when a policy
+// is configured to fail at start rather than at the first retry.
+func (p RetryPolicy) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) {
+		errs = append(errs, fmt.Errorf("graphclient: RetryPolicy."+format, a...))
+	}
+	if p.Initial < 0 || p.Initial > MaxRetryInterval {
+		bad("Initial is %s; want 0 (the default, %s) or more than 0 and at most %s",
+			durText(p.Initial), durText(DefaultRetryInitial), durText(MaxRetryInterval))
+	}
+	initial := cmp.Or(p.Initial, DefaultRetryInitial)
+	switch {
+	case p.Max < 0 || p.Max > MaxRetryInterval:
+		bad("Max is %s; want 0 (the default, %s) or from Initial to %s",
+			durText(p.Max), durText(DefaultRetryMax), durText(MaxRetryInterval))
+	case cmp.Or(p.Max, DefaultRetryMax) < initial && initial <= MaxRetryInterval:
+		bad("Max is %s%s, below Initial %s; want 0 (the default, %s) or from Initial to %s",
+			durText(cmp.Or(p.Max, DefaultRetryMax)), defaultNote(p.Max == 0), durText(initial), durText(DefaultRetryMax), durText(MaxRetryInterval))
+	}
+	if p.Multiplier != 0 && !(p.Multiplier >= 1 && !math.IsInf(p.Multiplier, 1)) {
+		bad("Multiplier is %v; want 0 (the default, %v) or a finite number of at least 1", p.Multiplier, DefaultRetryMultiplier)
+	}
+	if math.IsNaN(p.Randomization) || p.Randomization > 1 {
+		bad("Randomization is %v; want 0 (the default, %v), more than 0 and at most 1, or negative for no jitter",
+			p.Randomization, DefaultRetryRandomization)
+	}
+	if p.MaxElapsed < 0 || p.MaxElapsed > MaxRetryElapsed {
+		bad("MaxElapsed is %s; want 0 (the default, %s) or more than 0 and at most %s",
+			durText(p.MaxElapsed), durText(DefaultRetryMaxElapsed), durText(MaxRetryElapsed))
+	}
+	if p.MaxAttempts < 0 {
+		bad("MaxAttempts is %d; want 0 (no limit) or at least 1", p.MaxAttempts)
+	}
+	return errors.Join(errs...)
+}
+
+// withDefaults fills the zero fields of a valid policy.
 func (p RetryPolicy) withDefaults() RetryPolicy {
-	if p.Initial <= 0 {
-		p.Initial = DefaultRetryInitial
-	}
-	if p.Max <= 0 {
-		p.Max = DefaultRetryMax
-	}
-	if p.Max < p.Initial {
-		p.Max = p.Initial
-	}
-	if p.Multiplier < 1 {
-		p.Multiplier = DefaultRetryMultiplier
-	}
+	p.Initial = cmp.Or(p.Initial, DefaultRetryInitial)
+	p.Max = cmp.Or(p.Max, DefaultRetryMax)
+	p.Multiplier = cmp.Or(p.Multiplier, DefaultRetryMultiplier)
 	switch {
 	case p.Randomization == 0:
 		p.Randomization = DefaultRetryRandomization
 	case p.Randomization < 0:
-		p.Randomization = 0
-	case p.Randomization > 1:
-		p.Randomization = 1
+		p.Randomization = 0 // documented: negative means no jitter
 	}
-	if p.MaxElapsed <= 0 {
-		p.MaxElapsed = DefaultRetryMaxElapsed
-	}
+	p.MaxElapsed = cmp.Or(p.MaxElapsed, DefaultRetryMaxElapsed)
 	if p.Retryable == nil {
 		p.Retryable = IsTransient
 	}
@@ -100,7 +147,41 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 	if p.NewTimer == nil {
 		p.NewTimer = newSystemTimer
 	}
+	if p.random == nil {
+		p.random = rand.Float64
+	}
 	return p
+}
+
+func defaultNote(isDefault bool) string {
+	if isDefault {
+		return " (the default)"
+	}
+	return ""
+}
+
+// durText writes a duration without trailing zero units: 1h, 5m, 500ms.
+func durText(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+// jitter spreads d over [d*(1-r), d*(1+r)] with u in [0, 1), the formula
+// of backoff's ExponentialBackOff, which is given no randomization itself
+// so that tests can fix the draws.
+func jitter(d time.Duration, r, u float64) time.Duration {
+	if r <= 0 {
+		return d
+	}
+	delta := r * float64(d)
+	lo, hi := float64(d)-delta, float64(d)+delta
+	return time.Duration(lo + u*(hi-lo+1))
 }
 
 // Do runs op until it succeeds, fails with an error that is not retryable,
@@ -108,12 +189,16 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 // attempts made and the last error. Errors from an exhausted budget or
 // attempt limit wrap the last error, so they keep its class (e.g.
 // ErrTransient, and RetryAfter still works on them); when ctx ends during a
-// wait the error wraps both ctx.Err() and the last error.
+// wait the error wraps both ctx.Err() and the last error. An invalid
+// policy returns Validate's error without calling op.
 func (p RetryPolicy) Do(ctx context.Context, op func(ctx context.Context) error) (attempts int, err error) {
+	if err := p.Validate(); err != nil {
+		return 0, err
+	}
 	p = p.withDefaults()
 	b := &backoff.ExponentialBackOff{
 		InitialInterval:     p.Initial,
-		RandomizationFactor: p.Randomization,
+		RandomizationFactor: 0, // jitter below
 		Multiplier:          p.Multiplier,
 		MaxInterval:         p.Max,
 		Stop:                backoff.Stop,
@@ -146,7 +231,7 @@ func (p RetryPolicy) Do(ctx context.Context, op func(ctx context.Context) error)
 		if p.MaxAttempts > 0 && attempts >= p.MaxAttempts {
 			return attempts, fmt.Errorf("gave up after %d attempts: %w", attempts, err)
 		}
-		wait := b.NextBackOff()
+		wait := jitter(b.NextBackOff(), p.Randomization, p.random())
 		if ra, ok := RetryAfter(err); ok && ra > wait {
 			wait = ra
 		}

@@ -3,7 +3,9 @@ package graphclient
 import (
 	"context"
 	"errors"
+	"math"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -122,30 +124,114 @@ func TestRetryPolicyKeepsRetryAfter(t *testing.T) {
 	}
 }
 
+// TestRetryPolicyJitter: each wait is the backoff interval spread by the
+// draw u over [i*(1-r), i*(1+r)], with the draws fixed so that the test
+// is deterministic.
 func TestRetryPolicyJitter(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock(true)
 	p := noJitter(clock)
 	p.Randomization = 0.5
-	p.MaxAttempts = 40
+	p.MaxAttempts = 7
+	draws := []float64{0, 0.5, 0.999999, 0.25, 0.75, 0.1}
+	n := 0
+	p.random = func() float64 { u := draws[n%len(draws)]; n++; return u }
 	_, _ = p.Do(context.Background(), func(context.Context) error { return transient(503, 0) })
-	waits := clock.startedWaits()
-	if len(waits) != 39 {
-		t.Fatalf("%d waits", len(waits))
+	got := clock.startedWaits()
+	if len(got) != 6 || n != 6 {
+		t.Fatalf("%d waits from %d draws, want 6", len(got), n)
 	}
-	distinct := map[time.Duration]bool{}
-	for i, w := range waits {
-		base := min(100*time.Millisecond<<i, time.Second)
-		if i >= 4 {
-			base = time.Second
+	// Intervals 100, 200, 400, 800 ms, then the 1 s cap.
+	intervals := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond,
+		800 * time.Millisecond, time.Second, time.Second}
+	for i, iv := range intervals {
+		lo, hi := float64(iv)/2, float64(iv)*3/2
+		w := time.Duration(lo + draws[i]*(hi-lo+1))
+		if got[i] != w {
+			t.Errorf("wait %d = %v, want %v (interval %v, draw %v)", i, got[i], w, iv, draws[i])
 		}
-		if w < base/2 || w > base*3/2+time.Nanosecond {
-			t.Errorf("wait %d = %v outside [%v, %v]", i, w, base/2, base*3/2)
-		}
-		distinct[w] = true
 	}
-	if len(distinct) < 10 {
-		t.Errorf("only %d distinct waits in 39: no jitter?", len(distinct))
+	if got[0] != 50*time.Millisecond || got[1] != 200*time.Millisecond || got[3] != 600*time.Millisecond {
+		t.Errorf("waits %v: want 50ms, 200ms and 600ms at draws 0, 0.5 and 0.25", got)
+	}
+	// No jitter with a negative Randomization: the draws are not used.
+	p.Randomization = -1
+	n = 0
+	clock2 := newFakeClock(true)
+	p.Clock, p.NewTimer = clock2, clock2.NewTimer
+	p.MaxAttempts = 3
+	_, _ = p.Do(context.Background(), func(context.Context) error { return transient(503, 0) })
+	if got := clock2.startedWaits(); !slices.Equal(got, []time.Duration{100 * time.Millisecond, 200 * time.Millisecond}) {
+		t.Errorf("without jitter waits = %v", got)
+	}
+}
+
+// TestRetryPolicyValidate: every field out of its range is an error naming
+// the field and the range; Do then makes no attempt. Nothing is clamped.
+func TestRetryPolicyValidate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		policy RetryPolicy
+		want   []string // substrings of the error; none: valid
+	}{
+		{"zero", RetryPolicy{}, nil},
+		{"defaults", DefaultRetryPolicy(), nil},
+		{"no jitter", RetryPolicy{Randomization: -1}, nil},
+		{"full jitter", RetryPolicy{Randomization: 1}, nil},
+		{"constant backoff", RetryPolicy{Multiplier: 1}, nil},
+		{"Max equals Initial", RetryPolicy{Initial: time.Second, Max: time.Second}, nil},
+		{"Max below default Initial is fine when Initial is set", RetryPolicy{Initial: time.Millisecond, Max: 2 * time.Millisecond}, nil},
+		{"upper bounds", RetryPolicy{Initial: MaxRetryInterval, Max: MaxRetryInterval, MaxElapsed: MaxRetryElapsed, MaxAttempts: 1}, nil},
+		{"negative Initial", RetryPolicy{Initial: -time.Second},
+			[]string{"RetryPolicy.Initial is -1s; want 0 (the default, 500ms) or more than 0 and at most 1h"}},
+		{"Initial too long", RetryPolicy{Initial: 2 * time.Hour}, []string{"Initial is 2h"}},
+		{"negative Max", RetryPolicy{Max: -1}, []string{"RetryPolicy.Max is -1ns; want 0 (the default, 30s) or from Initial to 1h"}},
+		{"Max too long", RetryPolicy{Max: 61 * time.Minute}, []string{"Max is 1h1m"}},
+		{"Max below Initial", RetryPolicy{Initial: 2 * time.Second, Max: time.Second}, []string{"RetryPolicy.Max is 1s, below Initial 2s"}},
+		{"Max below the default Initial", RetryPolicy{Max: 100 * time.Millisecond}, []string{"Max is 100ms, below Initial 500ms"}},
+		{"default Max below Initial", RetryPolicy{Initial: time.Minute}, []string{"Max is 30s (the default), below Initial 1m"}},
+		{"Multiplier below 1", RetryPolicy{Multiplier: 0.5}, []string{"RetryPolicy.Multiplier is 0.5; want 0 (the default, 2) or a finite number of at least 1"}},
+		{"negative Multiplier", RetryPolicy{Multiplier: -2}, []string{"Multiplier is -2"}},
+		{"NaN Multiplier", RetryPolicy{Multiplier: math.NaN()}, []string{"Multiplier is NaN"}},
+		{"infinite Multiplier", RetryPolicy{Multiplier: math.Inf(1)}, []string{"Multiplier is +Inf"}},
+		{"Randomization above 1", RetryPolicy{Randomization: 1.5},
+			[]string{"RetryPolicy.Randomization is 1.5; want 0 (the default, 0.5), more than 0 and at most 1, or negative for no jitter"}},
+		{"NaN Randomization", RetryPolicy{Randomization: math.NaN()}, []string{"Randomization is NaN"}},
+		{"negative MaxElapsed", RetryPolicy{MaxElapsed: -time.Minute},
+			[]string{"RetryPolicy.MaxElapsed is -1m; want 0 (the default, 1m) or more than 0 and at most 24h"}},
+		{"MaxElapsed too long", RetryPolicy{MaxElapsed: 25 * time.Hour}, []string{"MaxElapsed is 25h"}},
+		{"negative MaxAttempts", RetryPolicy{MaxAttempts: -1}, []string{"RetryPolicy.MaxAttempts is -1; want 0 (no limit) or at least 1"}},
+		{"several at once", RetryPolicy{Initial: -1, Multiplier: 0.1, MaxAttempts: -3},
+			[]string{"Initial is -1ns", "Multiplier is 0.1", "MaxAttempts is -3"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := tc.policy.Validate()
+			op, calls := script()
+			p := tc.policy
+			clock := newFakeClock(true)
+			p.Clock, p.NewTimer = clock, clock.NewTimer
+			n, derr := p.Do(context.Background(), op)
+			if len(tc.want) == 0 {
+				if err != nil || derr != nil || n != 1 {
+					t.Fatalf("Validate = %v; Do = %d, %v; want valid", err, n, derr)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("Validate = nil, want an error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+			if derr == nil || derr.Error() != err.Error() || n != 0 || *calls != 0 {
+				t.Errorf("Do = %d attempts (op called %d times), %v; want 0 and Validate's error", n, *calls, derr)
+			}
+		})
 	}
 }
 

@@ -1,7 +1,10 @@
 package graphclient
 
 import (
+	"cmp"
 	"context"
+	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"sync"
@@ -11,18 +14,24 @@ import (
 )
 
 // ThrottleConfig configures a Throttle. Zero fields take the defaults named
-// in their comments.
+// in their comments; a value outside the range its comment names is an
+// error ([ThrottleConfig.Validate]), never silently replaced.
 type ThrottleConfig struct {
-	// MinLimit is the floor of the concurrency limit. Defaults to 1.
+	// MinLimit is the floor of the concurrency limit: 0 (the default, 1)
+	// or 1..MaxLimit.
 	MinLimit int
-	// MaxLimit is the ceiling of the concurrency limit. Defaults to 32.
+	// MaxLimit is the ceiling of the concurrency limit: 0 (the default,
+	// 32) or MinLimit..MaxThrottleLimit.
 	MaxLimit int
-	// InitialLimit is the limit to start with. Defaults to MaxLimit.
+	// InitialLimit is the limit to start with: 0 (the default, MaxLimit)
+	// or MinLimit..MaxLimit.
 	InitialLimit int
 	// DefaultPause is how long everyone waits after a 429 that carries no
-	// Retry-After. Defaults to 1 s.
+	// Retry-After: 0 (the default, 1 s) or more than 0 and at most
+	// MaxPause.
 	DefaultPause time.Duration
-	// MaxPause caps one pause, whatever the server asks. Defaults to 5 min.
+	// MaxPause caps one pause, whatever the server asks: 0 (the default,
+	// 5 min) or more than 0 and at most MaxThrottlePause.
 	MaxPause time.Duration
 	// Clock tells the time (tests use a fake). Defaults to the system clock.
 	Clock backoff.Clock
@@ -38,6 +47,59 @@ const (
 	DefaultThrottleDefaultPause = time.Second
 	DefaultThrottleMaxPause     = 5 * time.Minute
 )
+
+// Upper bounds of a ThrottleConfig. The transport keeps up to MaxLimit idle
+// connections, and a server's Retry-After is capped at an hour anyway, so a
+// longer MaxPause could never take effect.
+const (
+	MaxThrottleLimit = 1024
+	MaxThrottlePause = maxRetryAfter
+)
+
+// Validate reports every field outside its documented range, each error
+// naming the field and the range. NewThrottle calls it.
+func (c ThrottleConfig) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) {
+		errs = append(errs, fmt.Errorf("graphclient: ThrottleConfig."+format, a...))
+	}
+	minL := cmp.Or(c.MinLimit, DefaultThrottleMinLimit)
+	maxL := cmp.Or(c.MaxLimit, DefaultThrottleMaxLimit)
+	minOK := c.MinLimit >= 0 && c.MinLimit <= MaxThrottleLimit
+	maxOK := c.MaxLimit >= 0 && c.MaxLimit <= MaxThrottleLimit
+	if !minOK {
+		bad("MinLimit is %d; want 0 (the default, %d) or 1..MaxLimit", c.MinLimit, DefaultThrottleMinLimit)
+	}
+	switch {
+	case !maxOK:
+		bad("MaxLimit is %d; want 0 (the default, %d) or MinLimit..%d", c.MaxLimit, DefaultThrottleMaxLimit, MaxThrottleLimit)
+	case minOK && maxL < minL:
+		bad("MaxLimit is %d%s, below MinLimit %d; want 0 (the default, %d) or MinLimit..%d",
+			maxL, defaultNote(c.MaxLimit == 0), minL, DefaultThrottleMaxLimit, MaxThrottleLimit)
+	}
+	switch {
+	case c.InitialLimit < 0:
+		bad("InitialLimit is %d; want 0 (the default, MaxLimit) or MinLimit..MaxLimit", c.InitialLimit)
+	case c.InitialLimit != 0 && minOK && maxOK && (c.InitialLimit < minL || c.InitialLimit > maxL):
+		bad("InitialLimit is %d; want 0 (the default, MaxLimit) or MinLimit..MaxLimit (%d..%d)", c.InitialLimit, minL, maxL)
+	}
+	maxP := cmp.Or(c.MaxPause, DefaultThrottleMaxPause)
+	maxPOK := c.MaxPause >= 0 && c.MaxPause <= MaxThrottlePause
+	if !maxPOK {
+		bad("MaxPause is %s; want 0 (the default, %s) or more than 0 and at most %s",
+			durText(c.MaxPause), durText(DefaultThrottleMaxPause), durText(MaxThrottlePause))
+	}
+	switch {
+	case c.DefaultPause < 0:
+		bad("DefaultPause is %s; want 0 (the default, %s) or more than 0 and at most MaxPause",
+			durText(c.DefaultPause), durText(DefaultThrottleDefaultPause))
+	case maxPOK && cmp.Or(c.DefaultPause, DefaultThrottleDefaultPause) > maxP:
+		bad("DefaultPause is %s%s, above MaxPause %s; want 0 (the default, %s) or more than 0 and at most MaxPause",
+			durText(cmp.Or(c.DefaultPause, DefaultThrottleDefaultPause)), defaultNote(c.DefaultPause == 0),
+			durText(maxP), durText(DefaultThrottleDefaultPause))
+	}
+	return errors.Join(errs...)
+}
 
 // additiveSlowdown slows the additive increase of the concurrency limit.
 const additiveSlowdown = 8
@@ -71,27 +133,16 @@ type Throttle struct {
 	waiters     []chan struct{}
 }
 
-// NewThrottle returns a Throttle.
-func NewThrottle(cfg ThrottleConfig) *Throttle {
-	if cfg.MinLimit <= 0 {
-		cfg.MinLimit = DefaultThrottleMinLimit
+// NewThrottle returns a Throttle, or Validate's error.
+func NewThrottle(cfg ThrottleConfig) (*Throttle, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	if cfg.MaxLimit <= 0 {
-		cfg.MaxLimit = DefaultThrottleMaxLimit
-	}
-	if cfg.MaxLimit < cfg.MinLimit {
-		cfg.MaxLimit = cfg.MinLimit
-	}
-	if cfg.InitialLimit <= 0 {
-		cfg.InitialLimit = cfg.MaxLimit
-	}
-	cfg.InitialLimit = min(max(cfg.InitialLimit, cfg.MinLimit), cfg.MaxLimit)
-	if cfg.DefaultPause <= 0 {
-		cfg.DefaultPause = DefaultThrottleDefaultPause
-	}
-	if cfg.MaxPause <= 0 {
-		cfg.MaxPause = DefaultThrottleMaxPause
-	}
+	cfg.MinLimit = cmp.Or(cfg.MinLimit, DefaultThrottleMinLimit)
+	cfg.MaxLimit = cmp.Or(cfg.MaxLimit, DefaultThrottleMaxLimit)
+	cfg.InitialLimit = cmp.Or(cfg.InitialLimit, cfg.MaxLimit)
+	cfg.DefaultPause = cmp.Or(cfg.DefaultPause, DefaultThrottleDefaultPause)
+	cfg.MaxPause = cmp.Or(cfg.MaxPause, DefaultThrottleMaxPause)
 	if cfg.Clock == nil {
 		cfg.Clock = backoff.SystemClock
 	}
@@ -106,7 +157,7 @@ func NewThrottle(cfg ThrottleConfig) *Throttle {
 		defaultPause: cfg.DefaultPause,
 		maxPause:     cfg.MaxPause,
 		limit:        float64(cfg.InitialLimit),
-	}
+	}, nil
 }
 
 // maxIdle is how many connections the throttle can ever have in use.

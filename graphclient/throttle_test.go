@@ -3,13 +3,22 @@ package graphclient
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
 
 func newTestThrottle(clock *fakeClock, minL, maxL, initial int) *Throttle {
-	return NewThrottle(ThrottleConfig{MinLimit: minL, MaxLimit: maxL, InitialLimit: initial,
+	return mustThrottle(ThrottleConfig{MinLimit: minL, MaxLimit: maxL, InitialLimit: initial,
 		Clock: clock, NewTimer: clock.NewTimer})
+}
+
+func mustThrottle(cfg ThrottleConfig) *Throttle {
+	th, err := NewThrottle(cfg)
+	if err != nil {
+		panic(err)
+	}
+	return th
 }
 
 func mustAcquire(t *testing.T, th *Throttle) permit {
@@ -155,7 +164,7 @@ func TestThrottlePause(t *testing.T) {
 	if got := th3.PausedUntil(); !got.Equal(now.Add(DefaultThrottleDefaultPause)) {
 		t.Errorf("429 without Retry-After paused until %v, want %v", got, now.Add(DefaultThrottleDefaultPause))
 	}
-	th4 := NewThrottle(ThrottleConfig{MaxPause: time.Minute, Clock: clock, NewTimer: clock.NewTimer})
+	th4 := mustThrottle(ThrottleConfig{MaxPause: time.Minute, Clock: clock, NewTimer: clock.NewTimer})
 	th4.release(mustAcquire(t, th4), 429, time.Hour)
 	if got := th4.PausedUntil(); !got.Equal(now.Add(time.Minute)) {
 		t.Errorf("pause not capped by MaxPause: until %v", got)
@@ -226,12 +235,69 @@ func TestThrottleConcurrencyLimit(t *testing.T) {
 
 func TestThrottleConfigDefaults(t *testing.T) {
 	t.Parallel()
-	th := NewThrottle(ThrottleConfig{})
-	if th.Limit() != DefaultThrottleMaxLimit || th.minLimit != DefaultThrottleMinLimit {
-		t.Errorf("defaults: limit %d min %v", th.Limit(), th.minLimit)
+	th := mustThrottle(ThrottleConfig{})
+	if th.Limit() != DefaultThrottleMaxLimit || th.minLimit != DefaultThrottleMinLimit || th.maxLimit != DefaultThrottleMaxLimit ||
+		th.defaultPause != DefaultThrottleDefaultPause || th.maxPause != DefaultThrottleMaxPause {
+		t.Errorf("defaults: limit %d min %v max %v pause %v..%v", th.Limit(), th.minLimit, th.maxLimit, th.defaultPause, th.maxPause)
 	}
-	th = NewThrottle(ThrottleConfig{MinLimit: 5, MaxLimit: 3, InitialLimit: 100})
-	if th.Limit() != 5 || th.maxLimit != 5 {
-		t.Errorf("max below min: limit %d max %v", th.Limit(), th.maxLimit)
+	th = mustThrottle(ThrottleConfig{MinLimit: 3, MaxLimit: 5})
+	if th.Limit() != 5 {
+		t.Errorf("InitialLimit 0 starts at %d, want MaxLimit 5", th.Limit())
+	}
+}
+
+// TestThrottleConfigValidate: every field out of its range is an error
+// naming the field and the range; nothing is clamped.
+func TestThrottleConfigValidate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		cfg  ThrottleConfig
+		want []string // substrings of the error; none: valid
+	}{
+		{"zero", ThrottleConfig{}, nil},
+		{"all set", ThrottleConfig{MinLimit: 2, MaxLimit: 16, InitialLimit: 4, DefaultPause: time.Second, MaxPause: time.Minute}, nil},
+		{"limits equal", ThrottleConfig{MinLimit: 7, MaxLimit: 7, InitialLimit: 7}, nil},
+		{"upper bounds", ThrottleConfig{MinLimit: MaxThrottleLimit, MaxLimit: MaxThrottleLimit, DefaultPause: time.Hour, MaxPause: MaxThrottlePause}, nil},
+		{"negative MinLimit", ThrottleConfig{MinLimit: -1}, []string{"ThrottleConfig.MinLimit is -1; want 0 (the default, 1) or 1..MaxLimit"}},
+		{"MinLimit too large", ThrottleConfig{MinLimit: MaxThrottleLimit + 1, MaxLimit: MaxThrottleLimit}, []string{"MinLimit is 1025"}},
+		{"negative MaxLimit", ThrottleConfig{MaxLimit: -4}, []string{"ThrottleConfig.MaxLimit is -4; want 0 (the default, 32) or MinLimit..1024"}},
+		{"MaxLimit too large", ThrottleConfig{MaxLimit: 5000}, []string{"MaxLimit is 5000"}},
+		{"max below min", ThrottleConfig{MinLimit: 5, MaxLimit: 3}, []string{"MaxLimit is 3, below MinLimit 5"}},
+		{"default max below min", ThrottleConfig{MinLimit: 40}, []string{"MaxLimit is 32 (the default), below MinLimit 40"}},
+		{"initial above max", ThrottleConfig{MinLimit: 2, MaxLimit: 8, InitialLimit: 100}, []string{"InitialLimit is 100; want 0 (the default, MaxLimit) or MinLimit..MaxLimit (2..8)"}},
+		{"initial below min", ThrottleConfig{MinLimit: 4, InitialLimit: 2}, []string{"InitialLimit is 2"}},
+		{"negative initial", ThrottleConfig{InitialLimit: -1}, []string{"InitialLimit is -1"}},
+		{"negative DefaultPause", ThrottleConfig{DefaultPause: -time.Second}, []string{"ThrottleConfig.DefaultPause is -1s; want 0 (the default, 1s) or more than 0 and at most MaxPause"}},
+		{"DefaultPause above MaxPause", ThrottleConfig{DefaultPause: 2 * time.Minute, MaxPause: time.Minute}, []string{"DefaultPause is 2m, above MaxPause 1m"}},
+		{"DefaultPause above default MaxPause", ThrottleConfig{DefaultPause: 10 * time.Minute}, []string{"DefaultPause is 10m, above MaxPause 5m"}},
+		{"default DefaultPause above MaxPause", ThrottleConfig{MaxPause: 500 * time.Millisecond}, []string{"DefaultPause is 1s (the default), above MaxPause 500ms"}},
+		{"negative MaxPause", ThrottleConfig{MaxPause: -time.Minute}, []string{"ThrottleConfig.MaxPause is -1m; want 0 (the default, 5m) or more than 0 and at most 1h"}},
+		{"MaxPause too long", ThrottleConfig{MaxPause: 2 * time.Hour}, []string{"MaxPause is 2h"}},
+		{"several at once", ThrottleConfig{MinLimit: -1, MaxPause: -1}, []string{"MinLimit is -1", "MaxPause is -1ns"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := tc.cfg.Validate()
+			th, nerr := NewThrottle(tc.cfg)
+			if len(tc.want) == 0 {
+				if err != nil || nerr != nil || th == nil {
+					t.Fatalf("Validate = %v, NewThrottle = %v, %v; want valid", err, th, nerr)
+				}
+				return
+			}
+			if err == nil || nerr == nil || th != nil {
+				t.Fatalf("Validate = %v, NewThrottle = %v, %v; want an error", err, th, nerr)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+			if nerr.Error() != err.Error() {
+				t.Errorf("NewThrottle error %q differs from Validate's %q", nerr, err)
+			}
+		})
 	}
 }

@@ -187,7 +187,8 @@ func TestRequestLogOrder(t *testing.T) {
 	e := newEnv(t)
 	e.seedBasic()
 	e.putUser(userB, "bob@contoso.com", "")
-	e.graph("POST", phonesPath, `{"phoneNumber":"+1 2065555556","phoneType":"mobile"}`, withHeader("client-request-id", "c1"))
+	e.graph("POST", phonesPath, `{"phoneNumber":"+1 2065555556","phoneType":"mobile"}`, withHeader("client-request-id", "c1"),
+		withHeader("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"))
 	e.graph("POST", "/users/bob@contoso.com/authentication/emailMethods", `{"emailAddress":"b@fabrikam.com"}`)
 	e.graph("PATCH", mobilePath, `{"phoneNumber":"+1 2065555557"}`)
 	e.graph("GET", "/users/{u}/authentication/methods", "")
@@ -212,8 +213,12 @@ func TestRequestLogOrder(t *testing.T) {
 			t.Errorf("entry %d = %+v, want %+v", i, got, w)
 		}
 	}
-	if log[0].ClientRequestID != "c1" || log[0].Path != "/v1.0/users/"+userA+"/authentication/phoneMethods" {
-		t.Errorf("entry 0: %+v", log[0])
+	if log[0].ClientRequestID != "c1" || log[0].Path != "/v1.0/users/"+userA+"/authentication/phoneMethods" ||
+		log[0].TraceParent != "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" || log[1].TraceParent != "" {
+		t.Errorf("entries 0 and 1: %+v, %+v", log[0], log[1])
+	}
+	if raw := e.admin("GET", "/requests?limit=1", "").raw; !strings.Contains(string(raw), `"traceParent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"`) {
+		t.Errorf("GET /_emulator/requests: %s", raw)
 	}
 	// The admin endpoint filters by user and sequence.
 	var entries []Request

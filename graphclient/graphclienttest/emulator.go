@@ -75,6 +75,11 @@ type Options struct {
 	// AppOnly makes the caller an application: resetPassword, a
 	// delegated-only API, answers 403 accessDenied.
 	AppOnly bool
+	// MFARequired makes every credential-management call (a write under
+	// /users/{id}/authentication/) answer 403 with a claims challenge for
+	// multifactor authentication (amr ngcmfa), which the emulator's token
+	// never satisfies.
+	MFARequired bool
 	// Now is the clock; it must be safe for concurrent use. Defaults to time.Now.
 	Now func() time.Time
 	// Logger receives debug and info records; nil discards them.
@@ -91,6 +96,9 @@ type Config struct {
 	SMSSignInDisabled bool `json:"smsSignInDisabled"`
 	// AppOnly makes the caller an application (resetPassword answers 403).
 	AppOnly bool `json:"appOnly"`
+	// MFARequired makes credential-management calls answer 403 with a
+	// claims challenge for multifactor authentication.
+	MFARequired bool `json:"mfaRequired"`
 }
 
 func (c Config) withDefaults() Config {
@@ -115,6 +123,7 @@ type Emulator struct {
 	upns      map[string]string // lower-case UPN -> object id
 	smsIndex  map[string]string // phone number with SMS sign-in on -> object id
 	faults    Faults
+	draws     faultDraws
 	bucket    tokenBucket
 	stats     counters
 	reqlog    requestLog
@@ -128,7 +137,8 @@ func New(opts Options) (*Emulator, error) {
 	if opts.Token == "" {
 		return nil, errors.New("new emulator: Options.Token is required")
 	}
-	cfg := Config{TAPPolicy: opts.TAPPolicy, SMSSignInDisabled: opts.SMSSignInDisabled, AppOnly: opts.AppOnly}.withDefaults()
+	cfg := Config{TAPPolicy: opts.TAPPolicy, SMSSignInDisabled: opts.SMSSignInDisabled, AppOnly: opts.AppOnly,
+		MFARequired: opts.MFARequired}.withDefaults()
 	if err := cfg.TAPPolicy.validate(); err != nil {
 		return nil, fmt.Errorf("new emulator: %w", err)
 	}
@@ -145,6 +155,7 @@ func New(opts Options) (*Emulator, error) {
 		reqlog:    newRequestLog(maxLogEntries),
 	}
 	e.faults, _ = Faults{}.normalize() // the zero Faults is valid; this fills the documented defaults
+	e.draws = newFaultDraws(0)
 	if e.now == nil {
 		e.now = time.Now
 	}
@@ -185,7 +196,8 @@ func (e *Emulator) SetConfig(c Config) error {
 	e.mu.Lock()
 	e.cfg = c
 	e.mu.Unlock()
-	e.log.Info("emulator config changed", "tapPolicy", c.TAPPolicy, "smsSignInDisabled", c.SMSSignInDisabled, "appOnly", c.AppOnly)
+	e.log.Info("emulator config changed", "tapPolicy", c.TAPPolicy, "smsSignInDisabled", c.SMSSignInDisabled, "appOnly", c.AppOnly,
+		"mfaRequired", c.MFARequired)
 	return nil
 }
 
@@ -294,7 +306,8 @@ func (e *Emulator) Faults() Faults {
 }
 
 // SetFaults replaces the fault injection settings (the zero Faults turns
-// every fault off) and refills the throttle budget.
+// every fault off), refills the throttle budget and restarts the random
+// draws from f.Seed.
 func (e *Emulator) SetFaults(f Faults) error {
 	f, err := f.normalize()
 	if err != nil {
@@ -303,6 +316,7 @@ func (e *Emulator) SetFaults(f Faults) error {
 	now := e.now()
 	e.mu.Lock()
 	e.faults = f
+	e.draws = newFaultDraws(f.Seed)
 	e.bucket = newTokenBucket(f.ThrottleRPS, now)
 	e.mu.Unlock()
 	e.log.Info("emulator faults changed", "faults", f)

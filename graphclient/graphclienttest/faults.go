@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +34,13 @@ type Faults struct {
 	LostReplyRate float64 `json:"lostReplyRate"`
 	// LostReplyMode is "drop" (close the connection; the default) or "504".
 	LostReplyMode string `json:"lostReplyMode"`
+	// Seed, when not 0, makes the random draws (jitter, injected errors and
+	// their statuses, lost replies) repeatable: the same seed and the same
+	// requests in the same order give the same faults. Each kind of draw
+	// has its own sequence, so the n-th write that reaches the handler gets
+	// the n-th lost-reply draw whatever reads came between. 0 draws from a
+	// random seed. SetFaults restarts the sequences.
+	Seed uint64 `json:"seed"`
 }
 
 const (
@@ -73,6 +81,25 @@ func (f Faults) normalize() (Faults, error) {
 		}
 	}
 	return f, nil
+}
+
+// faultDraws are the random draws of the fault injection, one PCG stream
+// per kind of draw, guarded by the emulator's mutex.
+type faultDraws struct {
+	jitter *rand.Rand // per request, when jitterMs > 0
+	errors *rand.Rand // per request past the throttle bucket, when errorRate > 0
+	lost   *rand.Rand // per write that reaches the handler, when lostReplyRate > 0
+}
+
+func newFaultDraws(seed uint64) faultDraws {
+	if seed == 0 {
+		seed = rand.Uint64() // unseeded: math/rand/v2's own random source
+	}
+	return faultDraws{
+		jitter: rand.New(rand.NewPCG(seed, 1)),
+		errors: rand.New(rand.NewPCG(seed, 2)),
+		lost:   rand.New(rand.NewPCG(seed, 3)),
+	}
 }
 
 // tokenBucket is the throttle budget. A refused request takes no token, so
@@ -191,6 +218,9 @@ type Request struct {
 	Status int `json:"status"`
 	// ClientRequestID is the client-request-id header, if any.
 	ClientRequestID string `json:"clientRequestId"`
+	// TraceParent is the W3C traceparent header as sent (printable ASCII,
+	// at most 200 bytes; not checked further), if any.
+	TraceParent string `json:"traceParent,omitempty"`
 	// Lost is true when the write was applied but its reply was lost.
 	Lost bool `json:"lost,omitempty"`
 }

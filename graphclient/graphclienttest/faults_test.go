@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,7 +22,9 @@ func (e *env) setFaults(f Faults) {
 func TestFaultErrorRate(t *testing.T) {
 	e := newEnv(t)
 	e.seedBasic()
-	e.setFaults(Faults{ErrorRate: 1, ErrorStatuses: []int{429, 500, 503, 504}, RetryAfterSeconds: 7})
+	// Seeded: the statuses drawn, and so the assertions below, are the same
+	// on every run.
+	e.setFaults(Faults{ErrorRate: 1, ErrorStatuses: []int{429, 500, 503, 504}, RetryAfterSeconds: 7, Seed: 1})
 	seen := map[int]int{}
 	for range 40 {
 		r := e.graph("POST", emailsPath, `{"emailAddress":"kim@fabrikam.com"}`)
@@ -46,8 +49,8 @@ func TestFaultErrorRate(t *testing.T) {
 			t.Fatalf("status %d is not one of the configured statuses", r.status)
 		}
 	}
-	if len(seen) < 2 {
-		t.Fatalf("40 draws gave only %v", seen)
+	if len(seen) != 4 {
+		t.Fatalf("40 seeded draws gave only %v", seen)
 	}
 	if got := e.methodsOf(userA, "emailAuthenticationMethod"); len(got) != 0 {
 		t.Fatal("an injected error must not apply the write")
@@ -226,9 +229,86 @@ func TestLatency(t *testing.T) {
 	}
 }
 
+// TestFaultSeed: with a seed, the same requests in the same order meet the
+// same faults, and SetFaults restarts the draws; each kind of draw has its
+// own sequence, so reads between writes do not change which writes lose
+// their reply.
+func TestFaultSeed(t *testing.T) {
+	// outcomes sends n writes (an idempotent PATCH, 204 unless faulted),
+	// each after reads GETs, and returns the writes' statuses.
+	outcomes := func(e *env, n, reads int) []int {
+		e.t.Helper()
+		var got []int
+		for range n {
+			for range reads {
+				e.graph("GET", "/users/{u}/authentication/methods", "")
+			}
+			got = append(got, e.graph("PATCH", "/users/{u}", `{"accountEnabled":true}`).status)
+		}
+		return got
+	}
+	faults := Faults{ErrorRate: 0.3, ErrorStatuses: []int{500, 503, 504}, LostReplyRate: 0.3, LostReplyMode: "504", Seed: 42}
+	e1, e2 := newEnv(t), newEnv(t)
+	e1.seedBasic()
+	e2.seedBasic()
+	e1.setFaults(faults)
+	e2.setFaults(faults)
+	a, b := outcomes(e1, 40, 0), outcomes(e2, 40, 0)
+	if !slices.Equal(a, b) {
+		t.Fatalf("seed 42 on two emulators:\n%v\n%v", a, b)
+	}
+	counts := map[int]int{}
+	for _, s := range a {
+		counts[s]++
+	}
+	if counts[204] == 0 || counts[500]+counts[503] == 0 || counts[504] == 0 {
+		t.Fatalf("seed 42 gave %v: want successes, injected errors and lost replies, or the test proves nothing", counts)
+	}
+	if st := e1.srv.Stats(); st.LostReplies == 0 || st.LostReplies > counts[504] {
+		t.Fatalf("lostReplies %d for %d 504s", st.LostReplies, counts[504])
+	}
+	e1.setFaults(faults) // restarts the sequences
+	if again := outcomes(e1, 40, 0); !slices.Equal(a, again) {
+		t.Fatalf("seed 42 after SetFaults again:\n%v\n%v", a, again)
+	}
+	other := faults
+	other.Seed = 43
+	e1.setFaults(other)
+	if c := outcomes(e1, 40, 0); slices.Equal(a, c) {
+		t.Fatalf("seeds 42 and 43 gave the same 40 outcomes: %v", c)
+	}
+
+	// Lost replies only: reads between the writes change nothing.
+	lostOnly := Faults{LostReplyRate: 0.5, LostReplyMode: "504", Seed: 7}
+	e1.setFaults(lostOnly)
+	e2.setFaults(lostOnly)
+	plain, mixed := outcomes(e1, 30, 0), outcomes(e2, 30, 2)
+	if !slices.Equal(plain, mixed) {
+		t.Fatalf("reads between writes changed the lost replies:\n%v\n%v", plain, mixed)
+	}
+	if !slices.Contains(plain, 504) || !slices.Contains(plain, 204) {
+		t.Fatalf("seed 7 at rate 0.5 gave %v: the test proves nothing", plain)
+	}
+
+	// Jitter: the same delays after the same seed.
+	delays := func() []time.Duration {
+		e1.setFaults(Faults{JitterMs: 1000, Seed: 5})
+		var ds []time.Duration
+		for range 20 {
+			_, d := e1.srv.arrive(&call{})
+			ds = append(ds, d)
+		}
+		return ds
+	}
+	d1, d2 := delays(), delays()
+	if !slices.Equal(d1, d2) || slices.Min(d1) == slices.Max(d1) || slices.Max(d1) > time.Second {
+		t.Fatalf("seeded jitter: %v then %v", d1, d2)
+	}
+}
+
 func TestAdminFaults(t *testing.T) {
 	e := newEnv(t)
-	r := e.admin("PUT", "/faults", `{"latencyMs":5,"errorRate":0.5,"throttleRps":100,"lostReplyRate":0.1}`)
+	r := e.admin("PUT", "/faults", `{"latencyMs":5,"errorRate":0.5,"throttleRps":100,"lostReplyRate":0.1,"seed":42}`)
 	if r.status != 200 {
 		t.Fatalf("PUT faults: %d %s", r.status, r.raw)
 	}
@@ -236,13 +316,13 @@ func TestAdminFaults(t *testing.T) {
 	if err := json.Unmarshal(e.admin("GET", "/faults", "").raw, &f); err != nil {
 		t.Fatal(err)
 	}
-	if f.LatencyMs != 5 || f.ErrorRate != 0.5 || f.ThrottleRPS != 100 || f.LostReplyMode != "drop" || len(f.ErrorStatuses) != 4 {
+	if f.LatencyMs != 5 || f.ErrorRate != 0.5 || f.ThrottleRPS != 100 || f.LostReplyMode != "drop" || len(f.ErrorStatuses) != 4 || f.Seed != 42 {
 		t.Fatalf("faults: %+v", f)
 	}
 	bad := []string{
 		`{"errorRate":1.5}`, `{"errorRate":-0.1}`, `{"lostReplyRate":2}`, `{"lostReplyMode":"explode"}`,
 		`{"errorStatuses":[200]}`, `{"latencyMs":-1}`, `{"throttleRps":-1}`, `{"retryAfterSeconds":-1}`,
-		`{"latencyMs":"slow"}`, `{"errorRate":`,
+		`{"latencyMs":"slow"}`, `{"errorRate":`, `{"seed":-1}`, `{"seed":1.5}`, `{"seed":"42"}`,
 	}
 	for _, b := range bad {
 		if r := e.admin("PUT", "/faults", b); r.status != 400 || r.code() != "badRequest" {

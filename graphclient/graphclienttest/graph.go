@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -25,16 +24,17 @@ const maxBody = 1 << 20
 
 // call is one Graph request on its way through the pipeline.
 type call struct {
-	r        *http.Request
-	rt       route
-	reqID    string // request-id we answer with
-	clientID string // client-request-id as the client sent it ("" if none or unusable)
-	base     string // scheme://host as the client addressed us
-	body     []byte
-	bodyErr  *reply
-	now      time.Time // the emulator clock when the answer is decided
-	userID   string    // the resolved object id, for the log
-	query    url.Values
+	r           *http.Request
+	rt          route
+	reqID       string // request-id we answer with
+	clientID    string // client-request-id as the client sent it ("" if none or unusable)
+	traceParent string // traceparent as the client sent it ("" if none or unusable)
+	base        string // scheme://host as the client addressed us
+	body        []byte
+	bodyErr     *reply
+	now         time.Time // the emulator clock when the answer is decided
+	userID      string    // the resolved object id, for the log
+	query       url.Values
 }
 
 // crid is the client-request-id we echo: the client's, or our request-id.
@@ -68,6 +68,7 @@ type reply struct {
 	allow         string
 	retryAfter    int
 	hasRetryAfter bool
+	authenticate  string // WWW-Authenticate
 	code, msg     string // set for errors: the body is built at write time
 	throttleInner bool   // 429: innerError carries code and status
 }
@@ -89,10 +90,13 @@ func (e *Emulator) serveGraph(w http.ResponseWriter, r *http.Request, rest strin
 	if !validHeaderValue(c.clientID) {
 		c.clientID = ""
 	}
+	if tp := r.Header.Get("traceparent"); validHeaderValue(tp) {
+		c.traceParent = tp
+	}
 	c.rt = parseRoute(rest)
 
-	f := e.arrive(c)
-	if d := f.delay(); d > 0 {
+	f, d := e.arrive(c)
+	if d > 0 {
 		t := time.NewTimer(d)
 		select {
 		case <-t.C:
@@ -107,12 +111,9 @@ func (e *Emulator) serveGraph(w http.ResponseWriter, r *http.Request, rest strin
 	if authorized && (r.Method == http.MethodPost || r.Method == http.MethodPatch || r.Method == http.MethodPut) {
 		c.body, c.bodyErr = readBody(r, c.badRequestCode())
 	}
-	lost := ""
-	if authorized && isWrite(r.Method) && f.LostReplyRate > 0 && rand.Float64() < f.LostReplyRate {
-		lost = f.LostReplyMode
-		if _, ok := w.(http.Hijacker); lost == lostDrop && !ok && r.ProtoMajor < 2 {
-			lost = lost504 // nothing to drop (e.g. an httptest.ResponseRecorder)
-		}
+	lost := f.LostReplyMode
+	if _, ok := w.(http.Hijacker); lost == lostDrop && !ok && r.ProtoMajor < 2 {
+		lost = lost504 // nothing to drop (e.g. an httptest.ResponseRecorder)
 	}
 	rep, drop := e.exec(c, f, authorized, lost)
 	if drop {
@@ -123,8 +124,9 @@ func (e *Emulator) serveGraph(w http.ResponseWriter, r *http.Request, rest strin
 }
 
 // arrive counts what a request's arrival says about its client: coming back
-// before a Retry-After elapsed, or during an open throttle window.
-func (e *Emulator) arrive(c *call) Faults {
+// before a Retry-After elapsed, or during an open throttle window. It
+// returns the faults in force and the request's injected latency.
+func (e *Emulator) arrive(c *call) (Faults, time.Duration) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := e.now()
@@ -140,21 +142,18 @@ func (e *Emulator) arrive(c *call) Faults {
 			}
 		}
 	}
-	return e.faults // ErrorStatuses is replaced, never mutated, so sharing it is safe
-}
-
-// delay is the injected latency for one request.
-func (f Faults) delay() time.Duration {
+	f := e.faults // ErrorStatuses is replaced, never mutated, so sharing it is safe
 	d := time.Duration(f.LatencyMs) * time.Millisecond
 	if f.JitterMs > 0 {
-		d += time.Duration(rand.N(f.JitterMs+1)) * time.Millisecond
+		d += time.Duration(e.draws.jitter.IntN(f.JitterMs+1)) * time.Millisecond
 	}
-	return d
+	return f, d
 }
 
 // exec decides the answer under the state lock: token check, throttle,
-// injected errors, then the handler. drop reports that the reply must be
-// lost by closing the connection.
+// injected errors, then the handler, then whether an applied write loses
+// its reply (lost is the LostReplyMode this connection can honour). drop
+// reports that the reply must be lost by closing the connection.
 func (e *Emulator) exec(c *call, f Faults, authorized bool, lost string) (rep reply, drop bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -168,8 +167,8 @@ func (e *Emulator) exec(c *call, f Faults, authorized bool, lost string) (rep re
 			rep = throttled(wait)
 			break
 		}
-		if f.ErrorRate > 0 && rand.Float64() < f.ErrorRate {
-			rep = injected(f)
+		if f.ErrorRate > 0 && e.draws.errors.Float64() < f.ErrorRate {
+			rep = injected(f, e.draws.errors.IntN(len(f.ErrorStatuses)))
 			break
 		}
 		if c.bodyErr != nil {
@@ -180,7 +179,7 @@ func (e *Emulator) exec(c *call, f Faults, authorized bool, lost string) (rep re
 		applied = true
 	}
 	status := rep.status
-	isLost := applied && lost != ""
+	isLost := applied && isWrite(c.r.Method) && f.LostReplyRate > 0 && e.draws.lost.Float64() < f.LostReplyRate
 	if isLost {
 		e.stats.lost++
 		if lost == lost504 {
@@ -249,7 +248,7 @@ func (e *Emulator) recordLocked(c *call, status int, lost bool) {
 		path = path[:512]
 	}
 	e.reqlog.add(Request{Time: c.now, Method: method, Route: c.rt.tmpl, Path: path, UserID: uid,
-		Status: status, ClientRequestID: c.clientID, Lost: lost})
+		Status: status, ClientRequestID: c.clientID, TraceParent: c.traceParent, Lost: lost})
 }
 
 // isWrite reports the methods whose replies lostReplyRate may lose.
@@ -281,9 +280,9 @@ func throttled(retryAfter int) reply {
 	return rep
 }
 
-// injected draws one of the configured error statuses.
-func injected(f Faults) reply {
-	status := f.ErrorStatuses[rand.N(len(f.ErrorStatuses))]
+// injected answers with the configured error status number i.
+func injected(f Faults, i int) reply {
+	status := f.ErrorStatuses[i]
 	var rep reply
 	switch status {
 	case http.StatusTooManyRequests:
@@ -315,6 +314,9 @@ func writeReply(w http.ResponseWriter, c *call, rep reply) {
 	}
 	if rep.hasRetryAfter {
 		h.Set("Retry-After", strconv.Itoa(rep.retryAfter))
+	}
+	if rep.authenticate != "" {
+		h.Set("WWW-Authenticate", rep.authenticate)
 	}
 	body, ct := rep.body, graphContentType
 	if rep.code != "" {

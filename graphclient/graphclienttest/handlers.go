@@ -19,6 +19,21 @@ const (
 	msgGuestTAP      = "Temporary Access Pass cannot be added to an external guest user"
 )
 
+// mfaClaims is the claims request of Graph's challenge for multifactor
+// authentication on credential-management calls.
+const mfaClaims = `{"access_token":{"amr":{"essential":true,"values":["ngcmfa"]}}}`
+
+// mfaChallenge is the 403 of a credential-management call whose token lacks
+// multifactor claims: a WWW-Authenticate claims challenge (base64 of
+// mfaClaims) and the claims in the message too.
+func mfaChallenge() reply {
+	rep := errReply(http.StatusForbidden, "accessDenied",
+		"Multifactor authentication is required for this operation. Additional claims required "+mfaClaims)
+	rep.authenticate = `Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", ` +
+		`error="insufficient_claims", claims="` + base64.StdEncoding.EncodeToString([]byte(mfaClaims)) + `"`
+	return rep
+}
+
 // handle serves a request whose token, throttle and body checks passed.
 // It runs with e.mu held and must not block.
 func (e *Emulator) handle(c *call) reply {
@@ -39,6 +54,9 @@ func (e *Emulator) handle(c *call) reply {
 		rep := errReplyf(http.StatusMethodNotAllowed, "notSupported", "The HTTP method '%s' is not supported on %s.", c.r.Method, rt.tmpl)
 		rep.allow = rt.allow
 		return rep
+	}
+	if e.cfg.MFARequired && c.r.Method != http.MethodGet && c.r.Method != http.MethodHead && strings.HasPrefix(rt.tmpl, authRoute) {
+		return mfaChallenge()
 	}
 	switch rt.op {
 	case opUsers:

@@ -471,6 +471,45 @@ func TestResetPassword(t *testing.T) {
 	})
 }
 
+// TestMFARequired: with the rule on, every credential-management write
+// answers 403 with a claims challenge for multifactor authentication and
+// changes nothing; reads and user writes outside /authentication/ go on.
+func TestMFARequired(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.MFARequired = true })
+	e.putUser(userA, "kim@contoso.com", `,"methods":[{"@odata.type":"#microsoft.graph.emailAuthenticationMethod","emailAddress":"kim@fabrikam.com"}]`)
+	for _, s := range []struct{ method, path, body string }{
+		{"POST", phonesPath, `{"phoneNumber":"+1 2065555556","phoneType":"mobile"}`},
+		{"PATCH", emailPath, `{"emailAddress":"kim2@fabrikam.com"}`},
+		{"DELETE", emailPath, ""},
+		{"POST", tapsPath, `{}`},
+		{"POST", "/users/{u}/authentication/methods/" + passwordMethodID + "/resetPassword", ""},
+	} {
+		r := e.graph(s.method, s.path, s.body)
+		r.want(t, http.StatusForbidden, "accessDenied")
+		h := r.header.Get("WWW-Authenticate")
+		_, b64, ok := strings.Cut(h, `claims="`)
+		b64, _, _ = strings.Cut(b64, `"`)
+		claims, err := base64.StdEncoding.DecodeString(b64)
+		if !ok || err != nil || string(claims) != `{"access_token":{"amr":{"essential":true,"values":["ngcmfa"]}}}` ||
+			!strings.HasPrefix(h, "Bearer ") || !strings.Contains(h, `error="insufficient_claims"`) {
+			t.Fatalf("%s %s: WWW-Authenticate %q (claims %q, %v)", s.method, s.path, h, claims, err)
+		}
+		if msg := r.body["error"].(map[string]any)["message"].(string); !strings.Contains(msg, "ngcmfa") {
+			t.Fatalf("message %q", msg)
+		}
+	}
+	if u, _ := e.srv.User(userA); len(u.Methods) != 2 || u.PasswordChanges != 0 {
+		t.Fatalf("a refused write changed the user: %+v", u)
+	}
+	e.graph("GET", "/users/{u}/authentication/methods", "").want(t, 200, "")
+	e.graph("PATCH", "/users/{u}", `{"accountEnabled":false}`).want(t, 204, "")
+	// The rule is run-time configuration.
+	if r := e.admin("PUT", "/config", `{"mfaRequired":false}`); r.status != 200 || r.body["mfaRequired"] != false {
+		t.Fatalf("PUT config: %d %s", r.status, r.raw)
+	}
+	e.graph("POST", phonesPath, `{"phoneNumber":"+1 2065555556","phoneType":"mobile"}`).want(t, 201, "")
+}
+
 // allKinds seeds one method of every type on userA.
 const allKinds = `,"methods":[
 	{"@odata.type":"#microsoft.graph.emailAuthenticationMethod","emailAddress":"kim@fabrikam.com"},
