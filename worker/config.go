@@ -220,6 +220,9 @@ func (c Config) validateSettings() error {
 		// would act twice.
 		bad("LedgerTTL", "must be at least the policy's maxAge (%s), got %s", c.Policy.MaxAge(), c.LedgerTTL)
 	}
+	if err := c.Retry.Validate(); err != nil {
+		bad("Retry", "is invalid: %v", err)
+	}
 	if c.PasswordMode != PasswordPatch && c.PasswordMode != PasswordResetAPI {
 		bad("PasswordMode", "must be %q or %q, got %q", PasswordPatch, PasswordResetAPI, c.PasswordMode)
 	}

@@ -107,6 +107,8 @@ func classify(err error) (*events.ErrorInfo, error) {
 		return nil, nil
 	case errors.Is(err, errCrash), errors.Is(err, errLost), errors.Is(err, errLeaseExpired):
 		return nil, err
+	case errors.Is(err, graphclient.ErrMFARequired):
+		return errorInfo(events.CodeMFARequired, errMessage(err)), nil
 	case errors.Is(err, errSeal):
 		return errorInfo(events.CodeSealFailed, err.Error()), nil
 	case errors.Is(err, errNATS):

@@ -460,3 +460,37 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("defaults do not validate: %v", err)
 	}
 }
+
+// TestTraceParentReachesGraph: the event's traceparent is sent on every
+// Graph request made for it, and copied into its result.
+func TestTraceParentReachesGraph(t *testing.T) {
+	e := newEnv(t)
+	e.startWorker()
+	id, upn := uid(960), "trace@contoso.example"
+	e.seed(id, upn, mobile)
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	evID := "trace-1"
+	raw := mustJSON(t, map[string]any{
+		"specversion": "1.0", "id": evID, "source": "hr/test", "type": events.TypePhoneSet, "subject": upn,
+		"time": time.Now().UTC().Format(time.RFC3339), "traceparent": tp,
+		"data": map[string]any{"phoneType": "office", "phoneNumber": "+1 4255550191"},
+	})
+	e.publish("trace", raw, nil)
+	res := e.results(1, 20*time.Second)
+	if res[evID].TraceParent != tp {
+		t.Errorf("result traceparent %q", res[evID].TraceParent)
+	}
+	n := 0
+	for _, r := range e.graph.Requests() {
+		if r.UserID != id && !strings.Contains(r.Path, "trace%40") && !strings.Contains(r.Path, "trace@") {
+			continue
+		}
+		n++
+		if r.TraceParent != tp {
+			t.Errorf("%s %s sent traceparent %q, want the event's", r.Method, r.Path, r.TraceParent)
+		}
+	}
+	if n < 2 {
+		t.Fatalf("only %d Graph requests seen for the user", n)
+	}
+}

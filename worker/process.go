@@ -190,6 +190,8 @@ func (d *delivery) process(ctx context.Context) string {
 
 	actx, cancel := context.WithTimeout(ctx, w.cfg.AttemptTimeout)
 	defer cancel()
+	// Every Graph request of this event carries its W3C trace context.
+	actx = graphclient.WithTraceParent(actx, ev.TraceParent)
 	user, err := d.resolve(actx)
 	if err != nil {
 		return d.afterError(ctx, nil, err)
