@@ -169,7 +169,7 @@ func TestFaultsAndThrottling(t *testing.T) {
 	e := newEnv(t)
 	if err := e.graph.SetFaults(graphclienttest.Faults{
 		ErrorRate: 0.3, ErrorStatuses: []int{429, 500, 503, 504}, RetryAfterSeconds: 1,
-		LostReplyRate: 0.15, LostReplyMode: "504", ThrottleRPS: 200, Seed: 7,
+		LostReplyRate: 0.1, LostReplyMode: "504", ThrottleRPS: 200, Seed: 42,
 	}); err != nil {
 		t.Fatal(err)
 	}

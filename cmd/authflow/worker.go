@@ -175,10 +175,6 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "authflow_graph_concurrency_limit",
-		Help: "The adaptive limit on Graph requests in flight: halved on 429/503, grown back on success.",
-	}, func() float64 { return float64(graph.Throttle().Limit()) }))
 	nc, err := f.nats.connect(ctx, "authflow-worker/"+f.instance, log.With("component", "nats"))
 	if err != nil {
 		return err
