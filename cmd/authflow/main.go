@@ -32,6 +32,7 @@ func commands() map[string]command {
 		"worker":   {"run the worker: consume events, apply them to Microsoft Graph, publish results", runWorker},
 		"dev":      {"local demo: embedded JetStream + Graph emulator + worker + demo events", runDev},
 		"send":     {"build, validate, sign and publish an event (--wait: print its result)", runSend},
+		"ingress":  {"HTTP ingress: CloudEvents and webhooks in, results webhooks out", runIngress},
 		"results":  {"print stored results (--follow: and new ones)", runResults},
 		"dlq":      {"list, show or replay dead letters", runDLQ},
 		"keys":     {"make a signing key (new-signing) or a sealing key (new-sealing)", runKeys},
