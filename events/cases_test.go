@@ -53,9 +53,11 @@ func badCases() []badCase {
 		{name: "overlong UTF-8", raw: lost("{\"device\":{\"displayName\":\"Megan\xc0\xaf\"}}"), code: CodeInvalidEvent, schemaBlind: true},
 		{name: "unpaired surrogate", raw: lost(`{"device":{"displayName":"Megan\ud800"}}`), code: CodeInvalidEvent, schemaBlind: true},
 		{name: "reversed surrogate pair", raw: lost(`{"device":{"displayName":"\udc00\ud800"}}`), code: CodeInvalidEvent, schemaBlind: true},
-		{name: "duplicate envelope key", raw: []byte(`{"specversion":"1.0","id":"e-1","id":"e-2","source":"hr/workday","type":"authflow.methods.inventory.v1","subject":"adele.vance@contoso.com","time":"` + testTime + `","data":{}}`), code: CodeInvalidEvent, schemaBlind: true},
-		{name: "duplicate key via escape", raw: []byte(`{"specversion":"1.0","id":"e-1","i\u0064":"e-2","source":"hr/workday","type":"authflow.methods.inventory.v1","subject":"adele.vance@contoso.com","time":"` + testTime + `","data":{}}`), code: CodeInvalidEvent, schemaBlind: true},
-		{name: "duplicate nested key", raw: tap(`{"lifetimeInMinutes":60,"lifetimeInMinutes":43000,"sealTo":"` + testSealTo + `"}`), code: CodeInvalidEvent, schemaBlind: true},
+		{name: "duplicate envelope key", raw: []byte(`{"specversion":"1.0","id":"e-1","id":"e-2","source":"hr/workday","type":"authflow.methods.inventory.v1","subject":"adele.vance@contoso.com","time":"` + testTime + `","data":{}}`), code: CodeInvalidEvent, field: "id", schemaBlind: true},
+		{name: "duplicate key via escape", raw: []byte(`{"specversion":"1.0","id":"e-1","i\u0064":"e-2","source":"hr/workday","type":"authflow.methods.inventory.v1","subject":"adele.vance@contoso.com","time":"` + testTime + `","data":{}}`), code: CodeInvalidEvent, field: "id", schemaBlind: true},
+		{name: "duplicate nested key", raw: tap(`{"lifetimeInMinutes":60,"lifetimeInMinutes":43000,"sealTo":"` + testSealTo + `"}`), code: CodeInvalidEvent, field: "data.lifetimeInMinutes", schemaBlind: true},
+		{name: "duplicate key in a nested object", raw: joined(`{"tap":{"sealTo":"` + testSealTo + `","sealTo":"` + testSealTo + `"}}`), code: CodeInvalidEvent, field: "data.tap.sealTo", schemaBlind: true},
+		{name: "duplicate key in an array element", raw: lost(`{"device":{"deviceId":"d1"},"kinds":["fido2",{"kind":1,"kind":2}]}`), code: CodeInvalidEvent, field: "data.kinds[1].kind"},
 		{name: "oversized", raw: big, code: CodePayloadTooLarge, schemaBlind: true},
 
 		// Envelope.
