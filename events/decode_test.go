@@ -291,7 +291,7 @@ func TestNormalizePhone(t *testing.T) {
 		if err != nil || got != tc.want {
 			t.Errorf("NormalizePhone(%q, %q) = %q, %v; want %q", tc.in, tc.region, got, err, tc.want)
 		}
-		if !reGraphPhone.MatchString(got) {
+		if !inGraphForm(got) {
 			t.Errorf("NormalizePhone(%q) = %q is not in Graph's form", tc.in, got)
 		}
 		// Normalising a normalised number is the identity.

@@ -36,5 +36,5 @@ func ExampleDecoder_Decode_rejected() {
 	fmt.Println(err)
 	// Output:
 	// invalid_event
-	// invalid_event: subject: must be an object id (GUID) or a user principal name in Graph's character set
+	// invalid_event: subject: user principal name has a character outside A-Z a-z 0-9 ' . - _ ! ^ ~ before the @
 }

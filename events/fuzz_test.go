@@ -76,7 +76,7 @@ func FuzzDecode(f *testing.F) {
 			if !op.Kind.Valid() {
 				t.Fatalf("op kind %q", op.Kind)
 			}
-			if op.Phone != nil && op.Phone.Number != "" && !reGraphPhone.MatchString(op.Phone.Number) {
+			if op.Phone != nil && op.Phone.Number != "" && !inGraphForm(op.Phone.Number) {
 				t.Fatalf("phone %q is not in Graph's form", op.Phone.Number)
 			}
 			if op.MethodID != "" && !reMethodID.MatchString(op.MethodID) {

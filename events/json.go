@@ -61,15 +61,41 @@ type parser struct {
 	in    []byte
 	pos   int
 	depth int
+	// path holds the keys and indexes from the document root to the value
+	// being parsed, so that a duplicate key is reported by its JSON path,
+	// like every other violation. It is rendered only on error.
+	path []pathElem
 	// top, when set, sees each top-level member of an object document as
 	// soon as it is parsed, before duplicate checks (PeekIdentity uses it).
 	top func(key string, v *value)
 }
 
+// pathElem is one step of a JSON path: an object key, or an array index
+// when index >= 0.
+type pathElem struct {
+	key   string
+	index int
+}
+
+// pathTo renders the path of member key of the current object, in the
+// form bind uses ("data.tap.lifetimeInMinutes", "data.kinds[1]").
+func (p *parser) pathTo(key string) string {
+	var s string
+	for _, el := range p.path {
+		if el.index >= 0 {
+			s += "[" + strconv.Itoa(el.index) + "]"
+		} else {
+			s = join(s, el.key)
+		}
+	}
+	return join(s, key)
+}
+
 // parseJSON parses one JSON document: one value, optional surrounding
 // whitespace, nothing else.
 func parseJSON(in []byte) (value, *Error) {
-	p := parser{in: in}
+	var path [8]pathElem // deep enough for every valid event, without an allocation
+	p := parser{in: in, path: path[:0]}
 	return p.document()
 }
 
@@ -214,7 +240,9 @@ func (p *parser) object() (value, *Error) {
 		}
 		p.pos++
 		p.skipSpace()
+		p.path = append(p.path, pathElem{key: key, index: -1})
 		val, err := p.value()
+		p.path = p.path[:len(p.path)-1]
 		if err != nil {
 			return value{}, err
 		}
@@ -241,11 +269,9 @@ func (p *parser) object() (value, *Error) {
 			}
 		}
 		if dup {
-			save := p.pos
-			p.pos = keyPos
-			e := p.errorf("duplicate object key %s", quote(key))
+			e := invalid(p.pathTo(key), "duplicate object key")
+			e.Line, e.Column = position(p.in, keyPos)
 			e.rule = ruleDuplicate
-			p.pos = save
 			return value{}, e
 		}
 		v.members = append(v.members, member{key: key, val: val})
@@ -282,7 +308,9 @@ func (p *parser) array() (value, *Error) {
 	}
 	for {
 		p.skipSpace()
+		p.path = append(p.path, pathElem{index: len(v.elems)})
 		el, err := p.value()
+		p.path = p.path[:len(p.path)-1]
 		if err != nil {
 			return value{}, err
 		}

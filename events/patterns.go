@@ -1,12 +1,18 @@
 package events
 
-import "regexp"
+import (
+	"regexp"
+
+	"github.com/authflow/authflow/internal/ident"
+)
 
 // The patterns below are shared, character for character, with the JSON
 // Schemas in schema/defs.json (schema_test.go checks that they match), so
 // that the decoder and the schemas accept the same strings. They use only
 // the syntax common to Go's RE2 and ECMA-262, and lengths are checked
-// separately (in code points, as JSON Schema's maxLength does).
+// separately (in code points, as JSON Schema's maxLength does). patternUPN
+// is a UPN's shape as the schema can state it; ParseUser applies
+// ident.CheckUPN, which also bounds the lengths of its parts.
 const (
 	patternID          = `^[A-Za-z0-9][A-Za-z0-9._~:@+/=-]*$`
 	patternSource      = `^[A-Za-z0-9][A-Za-z0-9._~:/@+-]*$`
@@ -29,8 +35,6 @@ const (
 	patternTypeName = `^[a-z][a-z0-9]*(\.[a-z][a-z0-9]*)*\.v[0-9]+$`
 	// patternBase64 is standard base64 with padding.
 	patternBase64 = `^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$`
-	// patternGraphPhone is the form Graph stores: +{cc} {number}[x{ext}].
-	patternGraphPhone = `^\+[0-9]{1,3} [0-9]{4,17}(x[0-9]{1,10})?$`
 )
 
 // Length limits, in code points, shared with the schemas.
@@ -38,7 +42,7 @@ const (
 	maxIDLen         = 128
 	maxSourceLen     = 128
 	maxTypeLen       = 64
-	maxUPNLen        = 113 // Graph's limit for userPrincipalName
+	maxUPNLen        = ident.MaxUPNLen // Entra's limit for userPrincipalName; ident.CheckUPN has the rest
 	maxPhoneInputLen = 40
 	maxEmailLen      = 254
 	maxMethodIDLen   = 128
@@ -64,7 +68,6 @@ var (
 	reTraceParent = regexp.MustCompile(patternTraceParent)
 	reTraceState  = regexp.MustCompile(patternTraceState)
 	reText        = regexp.MustCompile(patternText)
-	reGraphPhone  = regexp.MustCompile(patternGraphPhone)
 	reTypeName    = regexp.MustCompile(patternTypeName)
 	reBase64      = regexp.MustCompile(patternBase64)
 )

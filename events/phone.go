@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/authflow/authflow/internal/ident"
 	"github.com/nyaruka/phonenumbers"
 )
 
@@ -22,8 +23,9 @@ func (e *phoneError) Error() string { return e.msg }
 // ("(425) 555-0100") read in defaultRegion (an ISO 3166 code such as "US";
 // "" accepts international numbers only); digits may be grouped with spaces,
 // dashes, dots and parentheses. Letters, non-ASCII digits, other
-// whitespace and numbers that libphonenumber does not consider valid are
-// refused. The error never contains the number.
+// whitespace, numbers that libphonenumber does not consider valid and
+// numbers of more than 15 digits (E.164's limit, which Graph's form keeps)
+// are refused. The error never contains the number.
 func NormalizePhone(s, defaultRegion string) (string, error) {
 	n, err := normalizePhone(s, defaultRegion)
 	if err != nil {
@@ -52,20 +54,18 @@ func normalizePhone(s, defaultRegion string) (string, *phoneError) {
 	if err != nil || !phonenumbers.IsValidNumber(num) {
 		return "", &phoneError{msg: "not a valid phone number" + inRegion(s, region), rule: rulePhone}
 	}
-	var b strings.Builder
-	b.WriteByte('+')
-	b.WriteString(strconv.Itoa(int(num.GetCountryCode())))
-	b.WriteByte(' ')
-	b.WriteString(phonenumbers.GetNationalSignificantNumber(num))
-	if ext := num.GetExtension(); ext != "" {
-		b.WriteByte('x')
-		b.WriteString(ext)
+	p := ident.Phone{
+		CountryCode: strconv.Itoa(int(num.GetCountryCode())),
+		National:    phonenumbers.GetNationalSignificantNumber(num),
+		Extension:   num.GetExtension(),
 	}
-	out := b.String()
-	if !reGraphPhone.MatchString(out) {
-		return "", &phoneError{msg: "not a phone number Graph can store", rule: rulePhone}
+	// libphonenumber allows national numbers of up to 17 digits, and some
+	// that it calls valid (long German and Nigerian numbers) exceed E.164's
+	// 15: graphclient refuses those, so refuse them here, with the same rule.
+	if err := p.Check(); err != nil {
+		return "", &phoneError{msg: "not a phone number Graph can store: " + err.Error(), rule: rulePhone}
 	}
-	return out, nil
+	return p.String(), nil
 }
 
 func inRegion(s, region string) string {
@@ -77,16 +77,16 @@ func inRegion(s, region string) string {
 
 // MaskPhone hides all but the last four digits of a phone number in Graph's
 // form, keeping the country code: "+1 4255550100" becomes "+1 ******0100".
-// The extension is dropped. Anything not in Graph's form becomes "****".
+// The extension is dropped. Anything not in Graph's form (ident.ParsePhone)
+// becomes "****".
 // Results and logs use it; a full number is personal data.
 func MaskPhone(number string) string {
-	if !reGraphPhone.MatchString(number) {
+	p, err := ident.ParsePhone(number)
+	if err != nil {
 		return "****"
 	}
-	cc, national, _ := strings.Cut(number, " ")
-	national, _, _ = strings.Cut(national, "x")
-	keep := min(4, len(national)/2)
-	return cc + " " + strings.Repeat("*", len(national)-keep) + national[len(national)-keep:]
+	keep := min(4, len(p.National)/2)
+	return "+" + p.CountryCode + " " + strings.Repeat("*", len(p.National)-keep) + p.National[len(p.National)-keep:]
 }
 
 // MaskEmail hides the local part of an address but its first character:

@@ -649,6 +649,8 @@ func (p *Policy) checkTAP(ev *Event, t *TAPSpec) error {
 	if !t.UsableOnce && !b.allowMultiUse {
 		return newError(CodePolicyDenied, "", "the policy allows only one-time TAPs (usableOnce: true)")
 	}
+	// Instants, not durations (see CheckFreshness); Add of a delay of at
+	// most 30 days cannot overflow for any time the decoder reads.
 	if t.Start != nil && t.Start.After(ev.Time.Add(b.maxStartDelay)) {
 		return newError(CodePolicyDenied, "", "TAP start is more than %s after the event's time", b.maxStartDelay)
 	}
@@ -657,19 +659,32 @@ func (p *Policy) checkTAP(ev *Event, t *TAPSpec) error {
 
 // CheckFreshness rejects events older than the policy's maximum age
 // (expired) or dated further ahead than its clock-skew allowance
-// (future_event), measured from now.
+// (future_event), measured from now. It compares instants, never
+// durations: now.Sub(ev.Time) saturates about 292 years out (and negating
+// the saturated minimum overflows), so a duration test lets an event dated
+// 9999-12-31 through.
 func (p *Policy) CheckFreshness(ev *Event, now time.Time) error {
 	if ev == nil {
 		return newError(CodeInternal, "", "check freshness: nil event")
 	}
-	age := now.Sub(ev.Time)
 	switch {
-	case age > p.maxAge:
-		return newError(CodeExpired, "time", "event is %s old; the policy accepts up to %s", age.Round(time.Second), p.maxAge)
-	case -age > p.maxFutureSkew:
-		return newError(CodeFutureEvent, "time", "event is dated %s ahead; the policy allows %s of clock skew", (-age).Round(time.Second), p.maxFutureSkew)
+	case ev.Time.Before(now.Add(-p.maxAge)):
+		return newError(CodeExpired, "time", "event is %s old; the policy accepts up to %s", gap(now, ev.Time), p.maxAge)
+	case ev.Time.After(now.Add(p.maxFutureSkew)):
+		return newError(CodeFutureEvent, "time", "event is dated %s ahead; the policy allows %s of clock skew", gap(ev.Time, now), p.maxFutureSkew)
 	}
 	return nil
+}
+
+// gap renders how far later is after earlier, to the second. A gap too
+// large for a time.Duration (about 292 years) is given in whole years, as
+// a lower bound, instead of a saturated duration.
+func gap(later, earlier time.Time) string {
+	d := later.Sub(earlier)
+	if earlier.Add(d).Equal(later) {
+		return d.Round(time.Second).String()
+	}
+	return fmt.Sprintf("at least %d years", later.UTC().Year()-earlier.UTC().Year()-1)
 }
 
 // Target is the resolved user an event acts on.

@@ -3,6 +3,8 @@ package events
 import (
 	"strings"
 	"unicode/utf8"
+
+	"github.com/authflow/authflow/internal/ident"
 )
 
 // UserRef is the user an event names in its subject: exactly one of
@@ -21,9 +23,11 @@ func (u UserRef) String() string {
 }
 
 // ParseUser parses an event subject: an object id (GUID, any case; returned
-// in lower case) or a user principal name in Graph's character set
-// (A-Z a-z 0-9 ' . - _ ! ^ ~ before the @, no leading, trailing or double
-// dots; a guest's "#EXT#" marker just before the @ is the only # allowed).
+// in lower case) or a user principal name by the rule graphclient also
+// applies (ident.CheckUPN): Graph's character set A-Z a-z 0-9 ' . - _ ! ^ ~
+// before the @, no leading, trailing or double dots, a guest's "#EXT#"
+// marker just before the @ as the only # allowed, a DNS domain after it,
+// at most 64 characters before the @, 48 after it and 113 in all.
 // Anything else (/, .., ?, %, whitespace, CR or LF, non-ASCII look-alikes)
 // is refused with an error naming the field "subject".
 func ParseUser(subject string) (UserRef, error) {
@@ -34,16 +38,27 @@ func ParseUser(subject string) (UserRef, error) {
 	return u, nil
 }
 
+// ruleUPNParts marks a UPN refused only for the length of its local part
+// or domain, which the schemas' upn pattern and maxLength do not count.
+// (The other rules are in errors.go; this one stays with the check that
+// sets it.)
+const ruleUPNParts rule = 100
+
 func parseUser(subject string) (UserRef, *Error) {
 	switch {
 	case subject == "":
 		return UserRef{}, invalid("subject", "required")
 	case reGUID.MatchString(subject):
 		return UserRef{ObjectID: strings.ToLower(subject)}, nil
-	case utf8.RuneCountInString(subject) > maxUPNLen:
-		return UserRef{}, invalid("subject", "longer than %d characters", maxUPNLen)
-	case reUPN.MatchString(subject):
-		return UserRef{UPN: subject}, nil
+	case !strings.Contains(subject, "@"):
+		return UserRef{}, invalid("subject", "must be an object id (GUID) or a user principal name")
 	}
-	return UserRef{}, invalid("subject", "must be an object id (GUID) or a user principal name in Graph's character set")
+	if err := ident.CheckUPN(subject); err != nil {
+		e := invalid("subject", "user principal name %s", err)
+		if reUPN.MatchString(subject) && utf8.RuneCountInString(subject) <= maxUPNLen {
+			e.rule = ruleUPNParts
+		}
+		return UserRef{}, e
+	}
+	return UserRef{UPN: subject}, nil
 }

@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/authflow/authflow/events"
 )
 
 const fuzzUserID = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
@@ -61,13 +63,19 @@ func fuzzGraph(t testing.TB) (*fakeGraph, *Client) {
 // a GUID (a UPN travels only in the $filter, quoted so that it comes back
 // intact).
 func FuzzParseUserRef(f *testing.F) {
-	for _, s := range []string{testUser, "adele@contoso.com", "o'brien@contoso.com", "x#EXT#@contoso.onmicrosoft.com", "../me", ""} {
+	for _, s := range []string{testUser, "adele@contoso.com", "o'brien@contoso.com", "x#EXT#@contoso.onmicrosoft.com", "../me", "",
+		"adele@" + strings.Repeat("a", 65) + ".com", strings.Repeat("a", 65) + "@contoso.com", "a#b@contoso.com"} {
 		f.Add(s)
 	}
 	g, c := fuzzGraph(f)
 	f.Fuzz(func(t *testing.T, ref string) {
 		g.reset()
 		ref0, perr := ParseUserRef(ref)
+		// One rule: the events decoder accepts exactly the subjects this
+		// client accepts.
+		if _, eerr := events.ParseUser(ref); (eerr == nil) != (perr == nil) {
+			t.Fatalf("%q: events.ParseUser: %v; ParseUserRef: %v", ref, eerr, perr)
+		}
 		u, err := c.ResolveUser(testCtx(t), ref)
 		reqs := g.requests()
 		if perr != nil {
@@ -112,12 +120,22 @@ var phoneForm = regexp.MustCompile(`^\+([1-9][0-9]{0,2}) ([0-9]{4,14})(x[0-9]{1,
 // (at most 15 digits before the extension); a rejected number makes no
 // request; an accepted one is sent once, unchanged, to a GUID-only path.
 func FuzzValidatePhoneNumber(f *testing.F) {
-	for _, s := range []string{"+1 5555551234", "+1 5555551234x123", "+44 7700900123", "+1 555 555 1234", "15555551234", ""} {
+	for _, s := range []string{"+1 5555551234", "+1 5555551234x123", "+44 7700900123", "+1 555 555 1234", "15555551234", "",
+		"+49 301234563074185", "+4930123456307418", "+1 4255550100", "(425) 555-0100"} {
 		f.Add(s)
 	}
 	g, c := fuzzGraph(f)
 	f.Fuzz(func(t *testing.T, number string) {
 		verr := ValidatePhoneNumber(number)
+		// A number the events decoder accepts normalises to one this
+		// client accepts.
+		for _, region := range []string{"", "US"} {
+			if n, err := events.NormalizePhone(number, region); err == nil {
+				if err := ValidatePhoneNumber(n); err != nil {
+					t.Fatalf("events.NormalizePhone(%q, %q) = %q, which ValidatePhoneNumber refuses: %v", number, region, n, err)
+				}
+			}
+		}
 		m := phoneForm.FindStringSubmatch(number)
 		if verr == nil && (m == nil || len(m[1])+len(m[2]) > 15) {
 			t.Fatalf("accepted %q, which is not +{cc} {number}[x{ext}]", number)

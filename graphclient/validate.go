@@ -6,6 +6,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/authflow/authflow/internal/ident"
 )
 
 // inputError is a validation failure. It is ErrInvalidInput (and so
@@ -72,71 +74,15 @@ func isGUID(s string) bool {
 	return true
 }
 
-// Limits of a userPrincipalName (Entra username policies: 64 characters
-// before the @, 48 after, 113 in all).
-const (
-	maxUPNLen       = 113
-	maxUPNDomainLen = 48
-	maxLabelLen     = 63
-)
-
-// ValidateUPN checks that upn is a well-formed userPrincipalName: Graph's
-// charset A-Z a-z 0-9 ' . - _ ! # ^ ~ before exactly one @ (guest UPNs'
-// "#EXT#" fits it), a DNS domain after it, at most 113 characters. A valid
-// UPN is still never put into a path: ResolveUser sends it quoted in a
-// $filter.
+// ValidateUPN checks that upn is a well-formed userPrincipalName, by the
+// rule the events decoder also applies (ident.CheckUPN): Graph's charset
+// A-Z a-z 0-9 ' . - _ ! ^ ~ before exactly one @ (a # only in a guest's
+// "#EXT#" marker), a DNS domain after it, at most 64 + 1 + 48 = 113
+// characters. A valid UPN is still never put into a path: ResolveUser
+// sends it quoted in a $filter.
 func ValidateUPN(upn string) error {
-	if upn == "" || len(upn) > maxUPNLen {
-		return invalidf("userPrincipalName must be 1..%d characters", maxUPNLen)
-	}
-	local, domain, ok := strings.Cut(upn, "@")
-	if !ok || strings.Contains(domain, "@") {
-		return invalidf("userPrincipalName must contain exactly one @")
-	}
-	if local == "" {
-		return invalidf("userPrincipalName has nothing before the @")
-	}
-	for i := 0; i < len(local); i++ {
-		if !isUPNChar(local[i]) {
-			return invalidf("userPrincipalName has a character outside A-Z a-z 0-9 ' . - _ ! # ^ ~")
-		}
-	}
-	if local[0] == '.' || local[len(local)-1] == '.' || strings.Contains(local, "..") {
-		return invalidf("userPrincipalName cannot start or end with a dot or have two dots in a row before the @")
-	}
-	if err := validateDomain(domain); err != nil {
-		return invalidf("userPrincipalName domain: %v", err)
-	}
-	return nil
-}
-
-func isUPNChar(c byte) bool {
-	switch c {
-	case '\'', '.', '-', '_', '!', '#', '^', '~':
-		return true
-	}
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-}
-
-// validateDomain checks a DNS name of at least two labels.
-func validateDomain(d string) error {
-	if d == "" || len(d) > maxUPNDomainLen {
-		return invalidf("must be 1..%d characters", maxUPNDomainLen)
-	}
-	labels := strings.Split(d, ".")
-	if len(labels) < 2 {
-		return invalidf("must have at least two labels")
-	}
-	for _, l := range labels {
-		if l == "" || len(l) > maxLabelLen || l[0] == '-' || l[len(l)-1] == '-' {
-			return invalidf("has an empty, too long or hyphen-edged label")
-		}
-		for i := 0; i < len(l); i++ {
-			c := l[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
-				return invalidf("has a character outside A-Z a-z 0-9 -")
-			}
-		}
+	if err := ident.CheckUPN(upn); err != nil {
+		return invalidf("userPrincipalName %v", err)
 	}
 	return nil
 }
@@ -168,47 +114,19 @@ func odataQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
 
-// Limits of a phone number as Graph stores it: "+{cc} {number}[x{ext}]",
-// E.164 (at most 15 digits for country code and number).
-const (
-	minPhoneDigits = 4
-	maxE164Digits  = 15
-	maxExtDigits   = 10
-)
-
 // ValidatePhoneNumber checks Graph's phone format "+{country code}
 // {number}[x{extension}]", e.g. "+1 5555551234" or "+1 5555551234x123": a
 // country code of 1 to 3 digits not starting with 0, one space, the
 // subscriber number in digits (country code and number together at most 15
-// digits, number at least 4), and an optional "x" with 1 to 10 digits.
-// Graph rejects other forms. The error never repeats the number.
+// digits, E.164; number at least 4), and an optional "x" with 1 to 10
+// digits. It is the rule the events decoder checks its normalised numbers
+// against (ident.ParsePhone). Graph rejects other forms. The error never
+// repeats the number.
 func ValidatePhoneNumber(number string) error {
-	rest, ok := strings.CutPrefix(number, "+")
-	if !ok {
-		return invalidf(`phone number must start with "+": want "+{country code} {number}[x{extension}]"`)
-	}
-	cc, rest, ok := strings.Cut(rest, " ")
-	if !ok || !allDigits(cc) || len(cc) < 1 || len(cc) > 3 || cc[0] == '0' {
-		return invalidf(`phone number needs a country code of 1-3 digits then one space: want "+{country code} {number}[x{extension}]"`)
-	}
-	num, ext, hasExt := strings.Cut(rest, "x")
-	if !allDigits(num) || len(num) < minPhoneDigits || len(cc)+len(num) > maxE164Digits {
-		return invalidf("phone number must have %d..%d digits after the country code (%d in all), no spaces or punctuation",
-			minPhoneDigits, maxE164Digits-len(cc), maxE164Digits)
-	}
-	if hasExt && (!allDigits(ext) || len(ext) < 1 || len(ext) > maxExtDigits) {
-		return invalidf("phone extension must be 1..%d digits after x", maxExtDigits)
+	if _, err := ident.ParsePhone(number); err != nil {
+		return invalidf("phone number %v", err)
 	}
 	return nil
-}
-
-func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // maxEmailLen is the SMTP limit on an address.
