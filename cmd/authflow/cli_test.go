@@ -506,6 +506,29 @@ func TestKeysAndOpen(t *testing.T) {
 		t.Fatalf("open printed %q, want %q", stdout, want)
 	}
 
+	// --expect-sender: the sender must be one of the keys given.
+	senderPub, _ := sender.PublicKey()
+	rotated, _ := nkeys.CreateCurveKeys()
+	rotatedPub, _ := rotated.PublicKey()
+	code, stdout, _ = runCLI(t, "open", "--seed", sealing, "--result", resultFile, "--expect-sender", rotatedPub, "--expect-sender", senderPub)
+	if code != 0 || !strings.Contains(stdout, secret) {
+		t.Fatalf("old and new sender: exit %d, %q", code, stdout)
+	}
+	code, stdout, stderr = runCLI(t, "open", "--seed", sealing, "--result", resultFile, "--expect-sender", rotatedPub)
+	if code != exitFailed || strings.Contains(stdout, secret) || !strings.Contains(stderr, "refused: temporaryAccessPass for adele.vance@contoso.example (event hr/workday evt-7) was sealed by "+senderPub) {
+		t.Fatalf("another sender: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	t.Run("expect sender from the environment", func(t *testing.T) {
+		t.Setenv("AUTHFLOW_EXPECT_SENDER", rotatedPub+","+senderPub)
+		if code, stdout, stderr := runCLI(t, "open", "--seed", sealing, "--result", resultFile); code != 0 || !strings.Contains(stdout, secret) {
+			t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+		}
+	})
+	code, _, stderr = runCLI(t, "open", "--seed", sealing, "--result", resultFile, "--expect-sender", m[1])
+	if code != 2 || !strings.Contains(stderr, "not a curve public key") {
+		t.Fatalf("a signing key as sender: exit %d, stderr %q", code, stderr)
+	}
+
 	// Another recipient's seed opens nothing.
 	code, stdout, stderr = runCLI(t, "open", "--seed", curveSeedFile(t), "--result", resultFile)
 	if code != exitFailed || strings.Contains(stdout, secret) || !strings.Contains(stderr, "another recipient") {

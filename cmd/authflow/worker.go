@@ -42,6 +42,7 @@ type workerFlags struct {
 	logLevel        string
 	metricsListen   string
 	instance        string
+	sealKeyFile     string
 }
 
 func (f *workerFlags) register(fsName string, stderr io.Writer) *flag.FlagSet {
@@ -63,6 +64,7 @@ func (f *workerFlags) register(fsName string, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&f.defaultRegion, "default-region", "US", "ISO 3166 `REGION` national phone numbers are read in")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.metricsListen, "metrics-listen", "127.0.0.1:9090", "`HOST:PORT` of /metrics, /healthz and /readyz")
+	fs.StringVar(&f.sealKeyFile, "seal-key-file", "", "the worker's curve seed `FILE` (authflow keys new-sealing; mode 0600): secrets are sealed from its public key, which recipients pin; the same file on every replica (default: a new key per process)")
 	host, _ := os.Hostname()
 	fs.StringVar(&f.instance, "instance", host, "this replica's `ID` in logs and the ledger")
 	return fs
@@ -244,6 +246,14 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := checkConfig(fs, cfg); err != nil {
 		return err
 	}
+	if f.sealKeyFile != "" {
+		kp, err := readPrivateCurveSeed(f.sealKeyFile)
+		if err != nil {
+			return usagef("--seal-key-file: %v", err)
+		}
+		defer kp.Wipe()
+		cfg.SealKey = kp
+	}
 
 	// Listen before connecting anywhere: a taken or bad address is a
 	// configuration error, and /healthz answers while NATS is reached.
@@ -286,10 +296,14 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	if f.sealKeyFile == "" {
+		log.Warn("no --seal-key-file: secrets are sealed from a key made for this process alone, so recipients cannot pin the sender (authflow open --expect-sender) and every replica and restart has another; see docs/cli.md",
+			"seal_key", w.SealPublicKey())
+	}
 	log.Info("authflow worker starting",
 		"nats", redactURLs(mustURLs(&f.nats)), "graph", f.graph.describe(), "policy", f.policy,
 		"metrics", "http://"+ln.Addr().String()+"/metrics", "partitions", f.partitions,
-		"concurrency", f.concurrency, "replicas", f.replicas)
+		"concurrency", f.concurrency, "replicas", f.replicas, "seal_key", w.SealPublicKey())
 
 	runErr := w.Run(ctx)
 
