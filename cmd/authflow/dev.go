@@ -88,6 +88,33 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	p := newResultPrinter(stdout)
 
+	// Bind every port before anything runs: a port that another process
+	// (another authflow dev, say) holds fails the start, naming its flag,
+	// rather than leaving this one talking to the other's servers.
+	var natsHold net.Listener
+	if _, port, _ := net.SplitHostPort(f.natsListen); port != "0" {
+		ln, err := listen("nats-listen", f.natsListen)
+		if err != nil {
+			return err
+		}
+		defer ln.Close()
+		natsHold = ln
+	}
+	graphLn, err := listen("graph-listen", f.graphListen)
+	if err != nil {
+		return err
+	}
+	defer graphLn.Close() // in case of an early return; serveHTTP closes it otherwise
+	metricsLn, err := listen("metrics-listen", f.metricsListen)
+	if err != nil && !f.metricsSet {
+		// The default port is often Prometheus' own: take any free one.
+		metricsLn, err = listen("metrics-listen", "127.0.0.1:0")
+	}
+	if err != nil {
+		return err
+	}
+	defer metricsLn.Close() // in case the worker fails to start; Serve closes it otherwise
+
 	dataDir := f.data
 	if dataDir == "" {
 		dir, err := os.MkdirTemp("", "authflow-dev-")
@@ -100,7 +127,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usagef("--data: %v", err)
 	}
 
-	// The embedded JetStream server: one node, every write synced.
+	// The embedded JetStream server: one node, every write synced. It
+	// binds its port itself: hand the port over at the last moment.
+	if natsHold != nil {
+		natsHold.Close()
+	}
 	ns, err := startNATS(f.natsListen, filepath.Join(dataDir, "jetstream"), log)
 	if err != nil {
 		return err
@@ -115,23 +146,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := seedDemoUsers(emu); err != nil {
 		return err
 	}
-	graphLn, err := net.Listen("tcp", f.graphListen)
-	if err != nil {
-		return usagef("--graph-listen: %v", err)
-	}
 	graphURL := "http://" + graphLn.Addr().String()
 	stopGraph := serveHTTP(graphLn, emu, log)
 	defer stopGraph()
 
 	// The worker, with metrics.
-	metricsLn, err := net.Listen("tcp", f.metricsListen)
-	if err != nil && !f.metricsSet {
-		metricsLn, err = net.Listen("tcp", "127.0.0.1:0")
-	}
-	if err != nil {
-		return usagef("--metrics-listen: %v", err)
-	}
-	defer metricsLn.Close() // in case the worker fails to start; Serve closes it otherwise
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := worker.NewMetrics(reg)

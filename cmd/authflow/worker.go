@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -210,22 +209,6 @@ func parseLevel(s string) (slog.Level, error) {
 	return l, nil
 }
 
-// checkListen validates a HOST:PORT listen flag. An empty host would mean
-// every interface: it must be asked for explicitly (0.0.0.0 or [::]).
-func checkListen(flagName, addr string) error {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return usagef("invalid --%s %q: want HOST:PORT such as 127.0.0.1:9090", flagName, addr)
-	}
-	if host == "" {
-		return usagef("invalid --%s %q: give a host (127.0.0.1, the pod IP, or 0.0.0.0 to listen on every interface)", flagName, addr)
-	}
-	if _, err := net.LookupPort("tcp", port); err != nil {
-		return usagef("invalid --%s %q: bad port", flagName, addr)
-	}
-	return nil
-}
-
 func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f workerFlags
 	fs := f.register("worker", stderr)
@@ -257,9 +240,9 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	// Listen before connecting anywhere: a taken or bad address is a
 	// configuration error, and /healthz answers while NATS is reached.
-	ln, err := net.Listen("tcp", f.metricsListen)
+	ln, err := listen("metrics-listen", f.metricsListen)
 	if err != nil {
-		return usagef("--metrics-listen: %v", err)
+		return err
 	}
 	defer ln.Close()
 
