@@ -331,16 +331,7 @@ func startNATS(listen, dir string, log *slog.Logger) (*server.Server, error) {
 	if port == 0 {
 		port = server.RANDOM_PORT
 	}
-	ns, err := server.NewServer(&server.Options{
-		ServerName: "authflow-dev",
-		Host:       host,
-		Port:       port,
-		JetStream:  true,
-		StoreDir:   dir,
-		SyncAlways: true, // every write reaches the disk before it is acknowledged
-		NoSigs:     true,
-		NoLog:      true,
-	})
+	ns, err := server.NewServer(devNATSOptions(host, port, dir))
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS server: %w", err)
 	}
@@ -351,6 +342,23 @@ func startNATS(listen, dir string, log *slog.Logger) (*server.Server, error) {
 		return nil, usagef("--nats-listen %s: the embedded NATS server did not start (is the port taken?)", listen)
 	}
 	return ns, nil
+}
+
+// devNATSOptions configures the embedded server of authflow dev.
+func devNATSOptions(host string, port int, dir string) *server.Options {
+	return &server.Options{
+		ServerName: "authflow-dev",
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   dir,
+		SyncAlways: true, // every write reaches the disk before it is acknowledged
+		// The largest message the events stream stores: a message the
+		// server takes is one the stream takes (see worker.MaxMessageBytes).
+		MaxPayload: worker.MaxMessageBytes,
+		NoSigs:     true,
+		NoLog:      true,
+	}
 }
 
 // natsLogger sends the embedded server's log to slog.
