@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -47,7 +48,7 @@ func TestFlagValidation(t *testing.T) {
 		{"worker concurrency", w("--concurrency", "0"), "--concurrency"},
 		{"worker replicas", w("--stream-replicas", "7"), "--stream-replicas"},
 		{"worker ledger ttl", w("--ledger-ttl", "30s"), "--ledger-ttl"},
-		{"worker ledger ttl below policy max age", w("--ledger-ttl", "1h"), "--ledger-ttl 1h0m0s is shorter than the policy's maximum event age"},
+		{"worker ledger ttl below policy max age", w("--ledger-ttl", "1h"), "--ledger-ttl must be at least the policy's maxAge (24h0m0s), got 1h0m0s"},
 		{"worker max attempts", w("--max-attempts", "0"), "--max-attempts"},
 		{"worker ack wait", w("--ack-wait", "100ms"), "--ack-wait"},
 		{"worker password mode", w("--password-mode", "email"), "--password-mode"},
@@ -111,6 +112,56 @@ func TestFlagValidation(t *testing.T) {
 	}
 }
 
+// TestWorkerConfigValidation checks that the worker's settings are
+// checked by worker.Config.Validate before anything is started, and
+// reported by flag, one line each. NATS is unreachable: a setting that got
+// past validation would fail differently (exit 1, "connect to NATS").
+func TestWorkerConfigValidation(t *testing.T) {
+	shortPolicy := writeFile(t, "short.yaml", "version: 1\nmaxAge: 1m\nsources:\n  hr/workday:\n    types: [\"*\"]\n")
+	w := func(extra ...string) []string {
+		return append([]string{"worker", "--policy", shortPolicy, "--graph-token", "t", "--metrics-listen", "127.0.0.1:0",
+			"--nats-url", "nats://127.0.0.1:1", "--nats-timeout", "30s"}, extra...)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want []string // the lines of stderr
+	}{
+		{"ledger ttl below the duplicate window", w("--ledger-ttl", "1m"),
+			[]string{"authflow worker: --ledger-ttl must be 2m0s..8760h0m0s, got 1m0s"}},
+		{"retry budget not shorter than the attempt", w("--retry-budget", "3m", "--attempt-timeout", "2m"),
+			[]string{"authflow worker: --retry-budget must be shorter than --attempt-timeout (2m0s), got 3m0s"}},
+		{"redelivery delay", w("--redelivery-delay", "10m"),
+			[]string{"authflow worker: --redelivery-delay must be 10ms..5m0s, got 10m0s"}},
+		{"attempt timeout", w("--attempt-timeout", "100ms"),
+			[]string{"authflow worker: --attempt-timeout must be 1s..24h0m0s, got 100ms", "authflow worker: --retry-budget must be shorter than --attempt-timeout (100ms), got 20s"}},
+		{"several at once", w("--concurrency", "-1", "--max-attempts", "1000"),
+			[]string{"authflow worker: --concurrency must be 1..10000, got -1", "authflow worker: --max-attempts must be 1..100, got 1000"}},
+		{"zero is not the default", w("--shutdown-timeout", "0s"),
+			[]string{"authflow worker: --shutdown-timeout must not be 0 (leave it out for the default, 25s)"}},
+		{"empty password mode", w("--password-mode", ""),
+			[]string{"authflow worker: --password-mode must not be empty (leave it out for the default, patch)"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runCLI(t, tt.args...)
+			if code != 2 {
+				t.Fatalf("exit status %d, want 2\nstdout: %s\nstderr: %s", code, stdout, stderr)
+			}
+			if got := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n"); !slices.Equal(got, tt.want) {
+				t.Fatalf("stderr:\n%s\nwant:\n%s", stderr, strings.Join(tt.want, "\n"))
+			}
+		})
+	}
+	t.Run("environment twins of the new flags", func(t *testing.T) {
+		t.Setenv("AUTHFLOW_REDELIVERY_DELAY", "1ms")
+		code, _, stderr := runCLI(t, w()...)
+		if code != 2 || !strings.Contains(stderr, "--redelivery-delay must be 10ms..5m0s, got 1ms") {
+			t.Fatalf("exit %d, stderr %q", code, stderr)
+		}
+	})
+}
+
 func curveSeedFile(t *testing.T) string {
 	t.Helper()
 	kp, err := nkeys.CreateCurveKeys()
@@ -160,8 +211,8 @@ func TestEnvTwins(t *testing.T) {
 	t.Run("command line wins", func(t *testing.T) {
 		t.Setenv("AUTHFLOW_PARTITIONS", "many")
 		policy := writeFile(t, "policy.yaml", testPolicy)
-		code, _, stderr := runCLI(t, "worker", "--policy", policy, "--graph-token", "t", "--partitions", "0")
-		if code != 2 || strings.Contains(stderr, "AUTHFLOW_PARTITIONS") || !strings.Contains(stderr, "--partitions must be 1..1000") {
+		code, _, stderr := runCLI(t, "worker", "--policy", policy, "--graph-token", "t", "--partitions", "-1")
+		if code != 2 || strings.Contains(stderr, "AUTHFLOW_PARTITIONS") || !strings.Contains(stderr, "--partitions must be 1..1000, got -1") {
 			t.Fatalf("exit %d, stderr %q", code, stderr)
 		}
 	})
@@ -453,6 +504,29 @@ func TestKeysAndOpen(t *testing.T) {
 	}
 	if want := "temporaryAccessPass for adele.vance@contoso.example (event hr/workday evt-7): " + secret + "\n"; stdout != want {
 		t.Fatalf("open printed %q, want %q", stdout, want)
+	}
+
+	// --expect-sender: the sender must be one of the keys given.
+	senderPub, _ := sender.PublicKey()
+	rotated, _ := nkeys.CreateCurveKeys()
+	rotatedPub, _ := rotated.PublicKey()
+	code, stdout, _ = runCLI(t, "open", "--seed", sealing, "--result", resultFile, "--expect-sender", rotatedPub, "--expect-sender", senderPub)
+	if code != 0 || !strings.Contains(stdout, secret) {
+		t.Fatalf("old and new sender: exit %d, %q", code, stdout)
+	}
+	code, stdout, stderr = runCLI(t, "open", "--seed", sealing, "--result", resultFile, "--expect-sender", rotatedPub)
+	if code != exitFailed || strings.Contains(stdout, secret) || !strings.Contains(stderr, "refused: temporaryAccessPass for adele.vance@contoso.example (event hr/workday evt-7) was sealed by "+senderPub) {
+		t.Fatalf("another sender: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	t.Run("expect sender from the environment", func(t *testing.T) {
+		t.Setenv("AUTHFLOW_EXPECT_SENDER", rotatedPub+","+senderPub)
+		if code, stdout, stderr := runCLI(t, "open", "--seed", sealing, "--result", resultFile); code != 0 || !strings.Contains(stdout, secret) {
+			t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+		}
+	})
+	code, _, stderr = runCLI(t, "open", "--seed", sealing, "--result", resultFile, "--expect-sender", m[1])
+	if code != 2 || !strings.Contains(stderr, "not a curve public key") {
+		t.Fatalf("a signing key as sender: exit %d, stderr %q", code, stderr)
 	}
 
 	// Another recipient's seed opens nothing.

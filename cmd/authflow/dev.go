@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,7 +18,6 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nkeys"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -90,6 +88,33 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	p := newResultPrinter(stdout)
 
+	// Bind every port before anything runs: a port that another process
+	// (another authflow dev, say) holds fails the start, naming its flag,
+	// rather than leaving this one talking to the other's servers.
+	var natsHold net.Listener
+	if _, port, _ := net.SplitHostPort(f.natsListen); port != "0" {
+		ln, err := listen("nats-listen", f.natsListen)
+		if err != nil {
+			return err
+		}
+		defer ln.Close()
+		natsHold = ln
+	}
+	graphLn, err := listen("graph-listen", f.graphListen)
+	if err != nil {
+		return err
+	}
+	defer graphLn.Close() // in case of an early return; serveHTTP closes it otherwise
+	metricsLn, err := listen("metrics-listen", f.metricsListen)
+	if err != nil && !f.metricsSet {
+		// The default port is often Prometheus' own: take any free one.
+		metricsLn, err = listen("metrics-listen", "127.0.0.1:0")
+	}
+	if err != nil {
+		return err
+	}
+	defer metricsLn.Close() // in case the worker fails to start; Serve closes it otherwise
+
 	dataDir := f.data
 	if dataDir == "" {
 		dir, err := os.MkdirTemp("", "authflow-dev-")
@@ -102,7 +127,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usagef("--data: %v", err)
 	}
 
-	// The embedded JetStream server: one node, every write synced.
+	// The embedded JetStream server: one node, every write synced. It
+	// binds its port itself: hand the port over at the last moment.
+	if natsHold != nil {
+		natsHold.Close()
+	}
 	ns, err := startNATS(f.natsListen, filepath.Join(dataDir, "jetstream"), log)
 	if err != nil {
 		return err
@@ -117,23 +146,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := seedDemoUsers(emu); err != nil {
 		return err
 	}
-	graphLn, err := net.Listen("tcp", f.graphListen)
-	if err != nil {
-		return usagef("--graph-listen: %v", err)
-	}
 	graphURL := "http://" + graphLn.Addr().String()
 	stopGraph := serveHTTP(graphLn, emu, log)
 	defer stopGraph()
 
 	// The worker, with metrics.
-	metricsLn, err := net.Listen("tcp", f.metricsListen)
-	if err != nil && !f.metricsSet {
-		metricsLn, err = net.Listen("tcp", "127.0.0.1:0")
-	}
-	if err != nil {
-		return usagef("--metrics-listen: %v", err)
-	}
-	defer metricsLn.Close() // in case the worker fails to start; Serve closes it otherwise
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := worker.NewMetrics(reg)
@@ -149,7 +166,16 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("connect to the embedded NATS server: %w", err)
 	}
 	defer nc.Close()
+	// The worker's seal key lives in the data directory, so that a
+	// recipient can pin its public key across restarts with the same --data.
+	sealKey, err := loadOrCreateCurveKey(filepath.Join(dataDir, "seal.seed"))
+	if err != nil {
+		return fmt.Errorf("seal key: %w", err)
+	}
+	defer sealKey.Wipe()
+	sealPub, _ := sealKey.PublicKey()
 	w, err := worker.New(ctx, worker.Config{
+		SealKey:         sealKey,
 		NATS:            nc,
 		Graph:           graph,
 		Policy:          events.DevPolicy(),
@@ -168,9 +194,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	// The demo's TAP recipient: a curve key whose seed opens the TAP.
 	seedPath := filepath.Join(dataDir, "demo-recipient.seed")
-	recipient, err := demoRecipient(seedPath)
+	recipient, err := loadOrCreateCurveKey(seedPath)
 	if err != nil {
-		return err
+		return fmt.Errorf("demo recipient key: %w", err)
 	}
 	defer recipient.Wipe()
 	sealTo, _ := recipient.PublicKey()
@@ -206,7 +232,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	defer stopWorker()
 
 	metricsURL := "http://" + metricsLn.Addr().String()
-	printDevBanner(p, natsURL, graphURL, f.token, metricsURL, dataDir, f.data == "", seedPath)
+	printDevBanner(p, natsURL, graphURL, f.token, metricsURL, dataDir, f.data == "", seedPath, sealPub)
 
 	tracker := newDemoTracker()
 	if !f.noDemo {
@@ -271,7 +297,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			stopped = true
 			if ctx.Err() != nil { // interrupted: the worker saw it first
 				fmt.Fprintln(stdout, "\nstopped")
-				return err
+				return interrupted(log, err)
 			}
 			if err == nil {
 				err = errors.New("worker stopped")
@@ -279,9 +305,19 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return fmt.Errorf("worker: %w", err)
 		case <-ctx.Done():
 			fmt.Fprintln(stdout, "\nstopping")
-			return stopWorker()
+			return interrupted(log, stopWorker())
 		}
 	}
+}
+
+// interrupted is what dev returns when it was asked to stop (Ctrl-C,
+// SIGTERM): success, whatever the worker's last error was, since the
+// interrupt may land in the middle of its start.
+func interrupted(log *slog.Logger, err error) error {
+	if err != nil && !errors.Is(err, context.Canceled) {
+		log.Warn("worker stopped with an error", "err", err)
+	}
+	return nil
 }
 
 // startNATS starts the embedded JetStream server on listen (HOST:PORT,
@@ -295,16 +331,7 @@ func startNATS(listen, dir string, log *slog.Logger) (*server.Server, error) {
 	if port == 0 {
 		port = server.RANDOM_PORT
 	}
-	ns, err := server.NewServer(&server.Options{
-		ServerName: "authflow-dev",
-		Host:       host,
-		Port:       port,
-		JetStream:  true,
-		StoreDir:   dir,
-		SyncAlways: true, // every write reaches the disk before it is acknowledged
-		NoSigs:     true,
-		NoLog:      true,
-	})
+	ns, err := server.NewServer(devNATSOptions(host, port, dir))
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS server: %w", err)
 	}
@@ -315,6 +342,23 @@ func startNATS(listen, dir string, log *slog.Logger) (*server.Server, error) {
 		return nil, usagef("--nats-listen %s: the embedded NATS server did not start (is the port taken?)", listen)
 	}
 	return ns, nil
+}
+
+// devNATSOptions configures the embedded server of authflow dev.
+func devNATSOptions(host string, port int, dir string) *server.Options {
+	return &server.Options{
+		ServerName: "authflow-dev",
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   dir,
+		SyncAlways: true, // every write reaches the disk before it is acknowledged
+		// The largest message the events stream stores: a message the
+		// server takes is one the stream takes (see worker.MaxMessageBytes).
+		MaxPayload: worker.MaxMessageBytes,
+		NoSigs:     true,
+		NoLog:      true,
+	}
 }
 
 // natsLogger sends the embedded server's log to slog.
@@ -349,33 +393,6 @@ func serveHTTP(ln net.Listener, h http.Handler, log *slog.Logger) (stop func()) 
 	}
 }
 
-// demoRecipient loads the demo's curve key from path, or creates it there
-// (mode 0600) when the file does not exist yet.
-func demoRecipient(path string) (nkeys.KeyPair, error) {
-	kp, err := readSeedFile(path, true)
-	if err == nil {
-		return kp, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("demo recipient key: %w", err)
-	}
-	kp, err = nkeys.CreateCurveKeys()
-	if err != nil {
-		return nil, fmt.Errorf("demo recipient key: %w", err)
-	}
-	seed, err := kp.Seed()
-	if err != nil {
-		return nil, fmt.Errorf("demo recipient key: %w", err)
-	}
-	defer clear(seed)
-	line := append(make([]byte, 0, len(seed)+1), seed...)
-	defer clear(line)
-	if err := writeSecretFile(path, append(line, '\n')); err != nil {
-		return nil, fmt.Errorf("demo recipient key: %w", err)
-	}
-	return kp, nil
-}
-
 // publishDemo publishes one demo event, as `authflow send` would (the
 // invalid one is not validated first, on purpose).
 func publishDemo(ctx context.Context, js jetstream.JetStream, ev demoEvent, id string) error {
@@ -397,7 +414,7 @@ func publishDemo(ctx context.Context, js jetstream.JetStream, ev demoEvent, id s
 	return nil
 }
 
-func printDevBanner(p *resultPrinter, natsURL, graphURL, token, metricsURL, dataDir string, tempData bool, seedPath string) {
+func printDevBanner(p *resultPrinter, natsURL, graphURL, token, metricsURL, dataDir string, tempData bool, seedPath, sealPub string) {
 	w := p.w
 	fmt.Fprintln(w, p.paint(ansiBold+ansiYellow, "authflow dev: FOR LOCAL USE ONLY. INSECURE: the policy accepts every source and every event type without signatures,"))
 	fmt.Fprintln(w, p.paint(ansiBold+ansiYellow, "NATS has no authentication, and Graph is an in-memory emulator. Never point it at a real tenant."))
@@ -411,6 +428,7 @@ func printDevBanner(p *resultPrinter, natsURL, graphURL, token, metricsURL, data
 	fmt.Fprintf(w, "  emulator admin API:   %s/_emulator/   (users, faults, stats, requests, config)\n", graphURL)
 	fmt.Fprintf(w, "  metrics and health:   %s/metrics   %s/healthz   %s/readyz\n", metricsURL, metricsURL, metricsURL)
 	fmt.Fprintf(w, "  TAP recipient seed:   %s   (authflow open --seed)\n", seedPath)
+	fmt.Fprintf(w, "  worker seal key:      %s   (the sender of sealed secrets: authflow open --expect-sender; seed in %s)\n", sealPub, filepath.Join(dataDir, "seal.seed"))
 	fmt.Fprintln(w, "  demo users:")
 	for _, u := range demoUsers() {
 		fmt.Fprintf(w, "    %-33s %s  %s\n", u.upn, u.id, u.story)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -69,13 +71,48 @@ func TestDevSmoke(t *testing.T) {
 		t.FailNow()
 	}
 
+	// The worker's seal key is kept in the data directory (mode 0600), its
+	// public key printed, and the next start with the same --data reuses it.
+	sealFile := filepath.Join(data, "seal.seed")
+	if fi, err := os.Stat(sealFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("seal key file: %v, %v", fi, err)
+	}
+	sealKey, err := readPrivateCurveSeed(sealFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealPub, _ := sealKey.PublicKey()
+	sealLine := "  worker seal key:      " + sealPub + "   "
+	if !strings.Contains(stdout, sealLine) {
+		t.Fatalf("the seal key %s is not in the banner:\n%s", sealPub, stdout)
+	}
+	t.Run("restart with the same data", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var out, errOut syncBuffer
+		done := make(chan int, 1)
+		go func() {
+			done <- run(ctx, []string{"dev", "--nats-listen", "127.0.0.1:0", "--graph-listen", "127.0.0.1:0",
+				"--metrics-listen", "127.0.0.1:0", "--data", data, "--no-demo"}, &out, &errOut)
+		}()
+		waitFor(t, "the second start's banner", func() bool { return strings.Contains(out.String(), "stop with Ctrl-C") })
+		cancel()
+		if code := <-done; code != 0 {
+			t.Fatalf("interrupted dev: exit %d, stderr %s", code, errOut.String())
+		}
+		if !strings.Contains(out.String(), sealLine) {
+			t.Fatalf("another seal key after a restart:\n%s", out.String())
+		}
+	})
+
 	// Reopen the data directory and open the TAP with the demo's seed.
 	s := startTestNATS(t, filepath.Join(data, "jetstream"))
 	code, results, stderr := runCLI(t, "results", "--nats-url", s.ClientURL(), "--subject", "adele.vance@contoso.example", "--json")
 	if code != 0 || strings.Count(results, "\n") != 2 {
 		t.Fatalf("results: exit %d, stderr %q, stdout %q", code, stderr, results)
 	}
-	code, opened, stderr := runCLI(t, "open", "--seed", filepath.Join(data, "demo-recipient.seed"), "--result", writeFile(t, "adele.jsonl", results))
+	code, opened, stderr := runCLI(t, "open", "--seed", filepath.Join(data, "demo-recipient.seed"), "--result", writeFile(t, "adele.jsonl", results),
+		"--expect-sender", sealPub)
 	if code != 0 {
 		t.Fatalf("open: exit %d: %s", code, stderr)
 	}

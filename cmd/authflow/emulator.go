@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/authflow/authflow/graphclient/graphclienttest"
@@ -20,7 +18,7 @@ import (
 // Graph under /v1.0/, the admin API under /_emulator/ (see docs/emulator.md).
 func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("emulator", stderr)
-	listen := fs.String("listen", "127.0.0.1:8080", "serve on `HOST:PORT` (port 0: any free port)")
+	listenAddr := fs.String("listen", "127.0.0.1:8080", "serve on `HOST:PORT` (port 0: any free port)")
 	token := fs.String("token", "", "the bearer `TOKEN` every Graph request must carry (required; a local value, not a production secret)")
 	seed := fs.String("seed", "", "load users from `FILE`, a JSON array of users in the admin shape of PUT /_emulator/users/{id}")
 	appOnly := fs.Bool("app-only", false, "answer as to an application caller: resetPassword (delegated only) gets 403")
@@ -31,8 +29,8 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if *token == "" {
 		return usagef("--token is required: the bearer token clients must send")
 	}
-	if err := checkEmulatorListen(*listen); err != nil {
-		return usagef("--listen %q: %v", *listen, err)
+	if err := checkListen("listen", *listenAddr); err != nil {
+		return err
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -51,9 +49,9 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		log.Info("seeded users", "count", n, "file", *seed)
 	}
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := listen("listen", *listenAddr)
 	if err != nil {
-		return usagef("--listen %q: %v", *listen, err)
+		return err
 	}
 	base := "http://" + ln.Addr().String()
 	// One line, so that scripts and tests can read the address (port 0).
@@ -82,19 +80,6 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("serve: %w", err)
 	}
 	log.Info("emulator stopped")
-	return nil
-}
-
-// checkEmulatorListen accepts HOST:PORT with a port in 0..65535.
-func checkEmulatorListen(addr string) error {
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return err
-	}
-	n, err := strconv.Atoi(port)
-	if err != nil || n < 0 || n > 65535 {
-		return fmt.Errorf("port %q is not a number in 0..65535", port)
-	}
 	return nil
 }
 

@@ -42,7 +42,8 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		hint = "pin the public key in the policy (sources.<source>.keys); sign with authflow send --sign-seed"
 	case "new-sealing":
 		kp, err = nkeys.CreateCurveKeys()
-		hint = "put the public key in data.tap.sealTo or data.sealTo; open results with authflow open --seed"
+		hint = "a recipient: put the public key in data.tap.sealTo or data.sealTo and open results with authflow open --seed; " +
+			"a worker's seal key: give the file to every replica (authflow worker --seal-key-file) and the public key to recipients (authflow open --expect-sender)"
 	case "":
 		return usagef("keys: name what to make: new-signing or new-sealing")
 	default:
@@ -106,6 +107,11 @@ func readSeedFile(path string, curve bool) (nkeys.KeyPair, error) {
 		return nil, err
 	}
 	defer clear(b)
+	return parseSeed(path, b, curve)
+}
+
+// parseSeed finds the seed in the contents b of the file path.
+func parseSeed(path string, b []byte, curve bool) (nkeys.KeyPair, error) {
 	var seed []byte
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
@@ -128,6 +134,69 @@ func readSeedFile(path string, curve bool) (nkeys.KeyPair, error) {
 	kp, err := nkeys.FromSeed(seed)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return kp, nil
+}
+
+// maxSeedFile bounds what readPrivateCurveSeed reads: a seed is 58 bytes.
+const maxSeedFile = 64 << 10
+
+// readPrivateCurveSeed reads a curve seed that must stay private, such as
+// the worker's seal key: whoever reads it can seal secrets as the worker.
+// The file must not be readable by others than its owner, with one
+// exception: a file owned by root may be readable by its group (0440),
+// since only root chose that group; that is how Kubernetes mounts a Secret
+// for a pod with an fsGroup (PostgreSQL applies the same rule to its key).
+func readPrivateCurveSeed(path string) (nkeys.KeyPair, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	fi, err := fh.Stat() // of the file opened, not of whatever path names by now
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	perm := fi.Mode().Perm()
+	uid, known := fileOwner(fi)
+	rootGroupRead := known && uid == 0 && perm&0o070 == 0o040
+	if perm&0o007 != 0 || (perm&0o070 != 0 && !rootGroupRead) {
+		return nil, fmt.Errorf("%s is readable by group or others (mode %04o): whoever reads it can seal secrets as this worker; chmod 600 %s (a root-owned file, such as a Kubernetes Secret mounted with an fsGroup, may be 0440)", path, perm, path)
+	}
+	b, err := io.ReadAll(io.LimitReader(fh, maxSeedFile))
+	if err != nil {
+		return nil, err
+	}
+	defer clear(b)
+	return parseSeed(path, b, true)
+}
+
+// loadOrCreateCurveKey reads the private curve seed at path, or creates one
+// there (mode 0600) when the file does not exist yet.
+func loadOrCreateCurveKey(path string) (nkeys.KeyPair, error) {
+	kp, err := readPrivateCurveSeed(path)
+	if err == nil {
+		return kp, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	kp, err = nkeys.CreateCurveKeys()
+	if err != nil {
+		return nil, err
+	}
+	seed, err := kp.Seed()
+	if err != nil {
+		return nil, err
+	}
+	defer clear(seed)
+	line := append(make([]byte, 0, len(seed)+1), seed...)
+	defer clear(line)
+	if err := writeSecretFile(path, append(line, '\n')); err != nil {
+		return nil, err
 	}
 	return kp, nil
 }

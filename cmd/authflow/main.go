@@ -80,17 +80,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	var ee *exitError
 	if errors.As(err, &ee) {
-		if ee.err != nil && ee.err.Error() != "" {
-			fmt.Fprintf(stderr, "authflow %s: %v\n", args[0], ee.err)
+		if ee.err != nil {
+			printError(stderr, args[0], ee.err)
 		}
 		return ee.code
 	}
-	fmt.Fprintf(stderr, "authflow %s: %v\n", args[0], err)
+	printError(stderr, args[0], err)
 	var ue *usageError
 	if errors.As(err, &ue) {
 		return 2
 	}
 	return 1
+}
+
+// printError prints err on w, each of its lines prefixed with the command.
+func printError(w io.Writer, cmd string, err error) {
+	msg := err.Error()
+	if msg == "" {
+		return
+	}
+	for _, line := range strings.Split(msg, "\n") {
+		fmt.Fprintf(w, "authflow %s: %s\n", cmd, line)
+	}
 }
 
 func usage(w io.Writer, cmds map[string]command) {

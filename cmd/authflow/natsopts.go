@@ -42,7 +42,7 @@ func (f *natsFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.tlsKey, "nats-tls-key", "", "client key `FILE` (PEM) for --nats-tls-cert")
 	fs.StringVar(&f.tlsCA, "nats-tls-ca", "", "CA certificate `FILE` (PEM) that signs the NATS servers' certificates")
 	fs.StringVar(&f.inboxPrefix, "nats-inbox-prefix", "", "reply inbox `PREFIX` (default _INBOX); one per client lets NATS permissions keep replies private")
-	fs.DurationVar(&f.timeout, "nats-timeout", 10*time.Second, "how long to try to reach NATS at start")
+	fs.DurationVar(&f.timeout, "nats-timeout", 10*time.Second, "how long to keep trying to reach NATS at start (with a growing pause between attempts) before failing")
 }
 
 // serverURLs validates --nats-url and returns the URLs, a scheme added where
@@ -179,7 +179,6 @@ func readable(path string) error {
 func (f *natsFlags) options(name string, log *slog.Logger) ([]nats.Option, error) {
 	opts := []nats.Option{
 		nats.Name(name),
-		nats.Timeout(f.timeout),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
 	}
@@ -224,9 +223,11 @@ func (f *natsFlags) options(name string, log *slog.Logger) ([]nats.Option, error
 	return opts, nil
 }
 
-// connect validates the flags and connects. It fails at once when no server
-// answers within --nats-timeout: a process that starts without NATS would
-// only look alive.
+// connect validates the flags and connects. A server that does not answer
+// yet is tried again, with a growing pause, until --nats-timeout has passed
+// since the first attempt: servers that start with this process (a compose
+// file, a rollout) are waited for, and a process that cannot reach NATS
+// fails rather than only looking alive. A refused credential fails at once.
 func (f *natsFlags) connect(ctx context.Context, name string, log *slog.Logger) (*nats.Conn, error) {
 	if err := f.validate(); err != nil {
 		return nil, err
@@ -236,6 +237,46 @@ func (f *natsFlags) connect(ctx context.Context, name string, log *slog.Logger) 
 	if err != nil {
 		return nil, err
 	}
+	deadline := time.Now().Add(f.timeout)
+	pause := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		// One attempt dials each server once; none may outlast the window.
+		dialTimeout := min(time.Until(deadline), maxDialTimeout)
+		nc, err := dialNATS(ctx, urls, append(opts, nats.Timeout(max(dialTimeout, time.Millisecond))))
+		switch {
+		case err == nil:
+			return nc, nil
+		case errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked):
+			return nil, fmt.Errorf("connect to NATS at %s: %w (check --nats-creds, --nats-nkey or the user and password in --nats-url)", redactURLs(urls), err)
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("connect to NATS: %w", ctx.Err())
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil, fmt.Errorf("connect to NATS at %s (--nats-url): no server answered within --nats-timeout %s (%d attempts): %w", redactURLs(urls), f.timeout, attempt, err)
+		}
+		if log != nil {
+			log.Warn("NATS not reachable yet; trying again", "nats", redactURLs(urls), "attempt", attempt, "err", err, "retry_in", min(pause, left).String())
+		}
+		t := time.NewTimer(min(pause, left))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("connect to NATS: %w", ctx.Err())
+		}
+		pause = min(2*pause, maxConnectPause)
+	}
+}
+
+// Bounds of the attempts of connect.
+const (
+	maxDialTimeout  = 5 * time.Second
+	maxConnectPause = 2 * time.Second
+)
+
+// dialNATS makes one attempt at connecting, abandoned when ctx ends.
+func dialNATS(ctx context.Context, urls []string, opts []nats.Option) (*nats.Conn, error) {
 	type result struct {
 		nc  *nats.Conn
 		err error
@@ -247,13 +288,7 @@ func (f *natsFlags) connect(ctx context.Context, name string, log *slog.Logger) 
 	}()
 	select {
 	case r := <-done:
-		switch {
-		case errors.Is(r.err, nats.ErrAuthorization) || errors.Is(r.err, nats.ErrAuthExpired) || errors.Is(r.err, nats.ErrAuthRevoked):
-			return nil, fmt.Errorf("connect to NATS at %s: %w (check --nats-creds, --nats-nkey or the user and password in --nats-url)", redactURLs(urls), r.err)
-		case r.err != nil:
-			return nil, fmt.Errorf("connect to NATS at %s (--nats-url): %w", redactURLs(urls), r.err)
-		}
-		return r.nc, nil
+		return r.nc, r.err
 	case <-ctx.Done():
 		// Close whatever the dial produces once it returns.
 		go func() {
@@ -261,7 +296,7 @@ func (f *natsFlags) connect(ctx context.Context, name string, log *slog.Logger) 
 				r.nc.Close()
 			}
 		}()
-		return nil, fmt.Errorf("connect to NATS: %w", ctx.Err())
+		return nil, ctx.Err()
 	}
 }
 

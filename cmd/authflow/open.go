@@ -7,6 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
+
+	"github.com/nats-io/nkeys"
 
 	"github.com/authflow/authflow/events"
 )
@@ -22,6 +26,8 @@ func runOpen(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlagSet("open", stderr)
 	seedFile := fs.String("seed", "", "the recipient's curve seed `FILE` (authflow keys new-sealing); required")
 	resultFile := fs.String("result", "-", "result JSON `FILE`: one result, or several (e.g. authflow results --json); - for stdin")
+	var senders senderKeys
+	fs.Var(&senders, "expect-sender", "open only secrets sealed by this worker seal `KEY` (X...); give it twice during a key rotation")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -49,7 +55,7 @@ func runOpen(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		in, name = fh, *resultFile
 	}
 	dec := json.NewDecoder(io.LimitReader(in, maxOpenInput))
-	var opened, others, results int
+	var opened, others, refused, results int
 	for {
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
@@ -76,6 +82,13 @@ func runOpen(ctx context.Context, args []string, stdout, stderr io.Writer) error
 				others++
 				continue
 			}
+			if len(senders) > 0 && !slices.Contains(senders, s.Sender) {
+				// Opening proves who sealed it; only a known sender proves it came from our worker.
+				refused++
+				fmt.Fprintf(stderr, "refused: %s for %s (event %s %s) was sealed by %s, not by --expect-sender %s: do not use it\n",
+					s.Kind, user, res.Data.Event.Source, res.Data.Event.ID, s.Sender, senders.String())
+				continue
+			}
 			secret, err := events.Open(s, kp)
 			if err != nil {
 				return fmt.Errorf("open %s of event %s %s: %w", s.Kind, res.Data.Event.Source, res.Data.Event.ID, err)
@@ -91,8 +104,28 @@ func runOpen(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if others > 0 {
 		fmt.Fprintf(stderr, "%d sealed secret(s) are for another recipient than %s\n", others, shortKey(pub))
 	}
+	if refused > 0 {
+		return &exitError{exitFailed, fmt.Errorf("%d sealed secret(s) refused: sealed by another key than --expect-sender", refused)}
+	}
 	if opened == 0 {
 		return &exitError{exitFailed, fmt.Errorf("no secret sealed to %s in %d result(s)", pub, results)}
+	}
+	return nil
+}
+
+// senderKeys is --expect-sender: curve public keys, given once each or
+// comma-separated (AUTHFLOW_EXPECT_SENDER=X1,X2).
+type senderKeys []string
+
+func (k *senderKeys) String() string { return strings.Join(*k, ",") }
+
+func (k *senderKeys) Set(v string) error {
+	for _, key := range strings.Split(v, ",") {
+		key = strings.TrimSpace(key)
+		if !nkeys.IsValidPublicCurveKey(key) {
+			return fmt.Errorf("%q is not a curve public key (X..., the worker's seal key)", key)
+		}
+		*k = append(*k, key)
 	}
 	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -33,12 +32,16 @@ type workerFlags struct {
 	ledgerTTL       time.Duration
 	maxAttempts     int
 	ackWait         time.Duration
+	attemptTimeout  time.Duration
+	retryBudget     time.Duration
+	redelivery      time.Duration
 	shutdownTimeout time.Duration
 	passwordMode    string
 	defaultRegion   string
 	logLevel        string
 	metricsListen   string
 	instance        string
+	sealKeyFile     string
 }
 
 func (f *workerFlags) register(fsName string, stderr io.Writer) *flag.FlagSet {
@@ -46,17 +49,21 @@ func (f *workerFlags) register(fsName string, stderr io.Writer) *flag.FlagSet {
 	f.nats.register(fs)
 	f.graph.register(fs)
 	fs.StringVar(&f.policy, "policy", "", "policy `FILE` (YAML): sources, types, signatures, protected users; required")
-	fs.IntVar(&f.partitions, "partitions", worker.DefaultPartitions, "partitions of the events stream (1..1000, one consumer each; the server allows 1000 per stream); change only on a drained stream")
+	fs.IntVar(&f.partitions, "partitions", worker.DefaultPartitions, "partitions of the events stream (one consumer each; the server allows 1000 per stream); change only on a drained stream")
 	fs.IntVar(&f.concurrency, "concurrency", worker.DefaultConcurrency, "events processed at once by this process")
-	fs.IntVar(&f.replicas, "stream-replicas", 3, "replicas of the streams and the ledger (1..5); 3 needs a cluster of 3 JetStream servers")
-	fs.DurationVar(&f.ledgerTTL, "ledger-ttl", worker.DefaultLedgerTTL, "how long the ledger remembers an event (at least the policy's maximum event age)")
+	fs.IntVar(&f.replicas, "stream-replicas", 3, "replicas of the streams and the ledger; 3 needs a cluster of 3 JetStream servers")
+	fs.DurationVar(&f.ledgerTTL, "ledger-ttl", worker.DefaultLedgerTTL, "how long the ledger remembers an event (at least the events stream's 2-minute duplicate window and the policy's maximum event age)")
 	fs.IntVar(&f.maxAttempts, "max-attempts", worker.DefaultMaxAttempts, "deliveries of an event before it fails with retries_exhausted")
 	fs.DurationVar(&f.ackWait, "ack-wait", worker.DefaultAckWait, "consumers' ack deadline (the worker extends it while it works)")
+	fs.DurationVar(&f.attemptTimeout, "attempt-timeout", worker.DefaultAttemptTimeout, "bound on one attempt at one event")
+	fs.DurationVar(&f.retryBudget, "retry-budget", worker.DefaultRetryBudget, "in-process retries of one Graph operation before the event is handed back to JetStream (shorter than --attempt-timeout)")
+	fs.DurationVar(&f.redelivery, "redelivery-delay", worker.DefaultRedeliveryDelay, "first delay of an event handed back after its retries; doubles per delivery up to 5m")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", worker.DefaultShutdownTimeout, "how long a shutdown waits for events in flight")
 	fs.StringVar(&f.passwordMode, "password-mode", string(worker.PasswordPatch), "password reset API: patch (application permissions) or resetPassword (delegated)")
 	fs.StringVar(&f.defaultRegion, "default-region", "US", "ISO 3166 `REGION` national phone numbers are read in")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.metricsListen, "metrics-listen", "127.0.0.1:9090", "`HOST:PORT` of /metrics, /healthz and /readyz")
+	fs.StringVar(&f.sealKeyFile, "seal-key-file", "", "the worker's curve seed `FILE` (authflow keys new-sealing; mode 0600): secrets are sealed from its public key, which recipients pin; the same file on every replica (default: a new key per process)")
 	host, _ := os.Hostname()
 	fs.StringVar(&f.instance, "instance", host, "this replica's `ID` in logs and the ledger")
 	return fs
@@ -73,22 +80,6 @@ func (f *workerFlags) validate() error {
 	switch {
 	case f.policy == "":
 		return usagef("--policy is required: the worker never runs without a policy (see docs/events.md; authflow dev uses an allow-all one)")
-	case f.partitions < 1 || f.partitions > worker.MaxPartitions:
-		return usagef("--partitions must be 1..%d, got %d", worker.MaxPartitions, f.partitions)
-	case f.concurrency < 1:
-		return usagef("--concurrency must be at least 1, got %d", f.concurrency)
-	case f.replicas < 1 || f.replicas > 5:
-		return usagef("--stream-replicas must be 1..5, got %d", f.replicas)
-	case f.ledgerTTL < time.Minute:
-		return usagef("--ledger-ttl must be at least 1m, got %s", f.ledgerTTL)
-	case f.maxAttempts < 1:
-		return usagef("--max-attempts must be at least 1, got %d", f.maxAttempts)
-	case f.ackWait < time.Second:
-		return usagef("--ack-wait must be at least 1s, got %s", f.ackWait)
-	case f.shutdownTimeout <= 0:
-		return usagef("--shutdown-timeout must be positive, got %s", f.shutdownTimeout)
-	case f.passwordMode != string(worker.PasswordPatch) && f.passwordMode != string(worker.PasswordResetAPI):
-		return usagef("--password-mode must be %s or %s, got %q", worker.PasswordPatch, worker.PasswordResetAPI, f.passwordMode)
 	case !isRegionCode(f.defaultRegion):
 		return usagef("--default-region must be a two-letter ISO 3166 region code such as US, got %q", f.defaultRegion)
 	case f.instance == "" || len(f.instance) > 128 || strings.ContainsFunc(f.instance, isControlOrSpace):
@@ -107,6 +98,101 @@ func (f *workerFlags) validate() error {
 	return nil
 }
 
+// config is the worker.Config the flags describe, without its connections.
+func (f *workerFlags) config(policy *events.Policy) worker.Config {
+	return worker.Config{
+		Policy:          policy,
+		Decoder:         events.Decoder{DefaultRegion: f.defaultRegion},
+		Instance:        f.instance,
+		Partitions:      f.partitions,
+		Concurrency:     f.concurrency,
+		Replicas:        f.replicas,
+		LedgerTTL:       f.ledgerTTL,
+		AckWait:         f.ackWait,
+		MaxAttempts:     f.maxAttempts,
+		AttemptTimeout:  f.attemptTimeout,
+		RetryBudget:     f.retryBudget,
+		RedeliveryDelay: f.redelivery,
+		ShutdownTimeout: f.shutdownTimeout,
+		PasswordMode:    worker.PasswordMode(f.passwordMode),
+	}
+}
+
+// configFlags names the flag that sets each worker.Config field.
+// worker.Config.Validate is the one place the ranges live; its errors name
+// fields, and the CLI reports them by flag.
+var configFlags = []struct{ field, flag string }{
+	{"Partitions", "partitions"},
+	{"Concurrency", "concurrency"},
+	{"Replicas", "stream-replicas"},
+	{"LedgerTTL", "ledger-ttl"},
+	{"AckWait", "ack-wait"},
+	{"MaxAttempts", "max-attempts"},
+	{"AttemptTimeout", "attempt-timeout"},
+	{"RetryBudget", "retry-budget"},
+	{"RedeliveryDelay", "redelivery-delay"},
+	{"ShutdownTimeout", "shutdown-timeout"},
+	{"PasswordMode", "password-mode"},
+}
+
+// checkConfig validates cfg, built from the flags of fs, with
+// worker.Config.Validate and names the flag of each field at fault, one
+// line each: "--ledger-ttl must be 2m0s..8760h0m0s, got 1m0s".
+func checkConfig(fs *flag.FlagSet, cfg worker.Config) error {
+	var lines []string
+	// worker.Config reads a zero as "the default"; given on the command
+	// line it is a mistake, and Validate would never see it.
+	for _, c := range configFlags {
+		fl := fs.Lookup(c.flag)
+		if fl == nil {
+			continue
+		}
+		switch fl.Value.String() {
+		case "":
+			lines = append(lines, fmt.Sprintf("--%s must not be empty (leave it out for the default, %s)", c.flag, fl.DefValue))
+		case "0", "0s":
+			lines = append(lines, fmt.Sprintf("--%s must not be 0 (leave it out for the default, %s)", c.flag, fl.DefValue))
+		}
+	}
+	if len(lines) == 0 {
+		lines = configErrorLines(fs, cfg.Validate())
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	return usagef("%s", strings.Join(lines, "\n"))
+}
+
+// configErrorLines turns the errors of worker.Config.Validate into lines
+// that name flags instead of Config fields.
+func configErrorLines(fs *flag.FlagSet, err error) []string {
+	if err == nil {
+		return nil
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	toFlags := func(s string) string {
+		for _, c := range configFlags {
+			if fs.Lookup(c.flag) != nil {
+				s = strings.ReplaceAll(s, c.field, "--"+c.flag)
+			}
+		}
+		return s
+	}
+	lines := make([]string, 0, len(errs))
+	for _, e := range errs {
+		var fe *worker.FieldError
+		if errors.As(e, &fe) {
+			lines = append(lines, toFlags(fe.Field)+" "+toFlags(fe.Msg))
+		} else {
+			lines = append(lines, e.Error())
+		}
+	}
+	return lines
+}
+
 func isControlOrSpace(r rune) bool { return r <= ' ' || r == 0x7f }
 
 // isRegionCode reports whether s has the form of an ISO 3166 alpha-2 code.
@@ -121,22 +207,6 @@ func parseLevel(s string) (slog.Level, error) {
 		return 0, usagef("--log-level must be debug, info, warn or error, got %q", s)
 	}
 	return l, nil
-}
-
-// checkListen validates a HOST:PORT listen flag. An empty host would mean
-// every interface: it must be asked for explicitly (0.0.0.0 or [::]).
-func checkListen(flagName, addr string) error {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return usagef("invalid --%s %q: want HOST:PORT such as 127.0.0.1:9090", flagName, addr)
-	}
-	if host == "" {
-		return usagef("invalid --%s %q: give a host (127.0.0.1, the pod IP, or 0.0.0.0 to listen on every interface)", flagName, addr)
-	}
-	if _, err := net.LookupPort("tcp", port); err != nil {
-		return usagef("invalid --%s %q: bad port", flagName, addr)
-	}
-	return nil
 }
 
 func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -155,15 +225,24 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return usagef("--policy: %v", err)
 	}
-	if f.ledgerTTL < policy.MaxAge() {
-		return usagef("--ledger-ttl %s is shorter than the policy's maximum event age %s: an event older than the ledger's memory could be replayed", f.ledgerTTL, policy.MaxAge())
+	cfg := f.config(policy)
+	if err := checkConfig(fs, cfg); err != nil {
+		return err
+	}
+	if f.sealKeyFile != "" {
+		kp, err := readPrivateCurveSeed(f.sealKeyFile)
+		if err != nil {
+			return usagef("--seal-key-file: %v", err)
+		}
+		defer kp.Wipe()
+		cfg.SealKey = kp
 	}
 
 	// Listen before connecting anywhere: a taken or bad address is a
 	// configuration error, and /healthz answers while NATS is reached.
-	ln, err := net.Listen("tcp", f.metricsListen)
+	ln, err := listen("metrics-listen", f.metricsListen)
 	if err != nil {
-		return usagef("--metrics-listen: %v", err)
+		return err
 	}
 	defer ln.Close()
 
@@ -181,23 +260,8 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	defer nc.Close()
 
-	w, err := worker.New(ctx, worker.Config{
-		NATS:            nc,
-		Graph:           graph,
-		Policy:          policy,
-		Decoder:         events.Decoder{DefaultRegion: f.defaultRegion},
-		Instance:        f.instance,
-		Partitions:      f.partitions,
-		Concurrency:     f.concurrency,
-		Replicas:        f.replicas,
-		LedgerTTL:       f.ledgerTTL,
-		AckWait:         f.ackWait,
-		MaxAttempts:     f.maxAttempts,
-		ShutdownTimeout: f.shutdownTimeout,
-		PasswordMode:    worker.PasswordMode(f.passwordMode),
-		Logger:          log,
-		Metrics:         metrics,
-	})
+	cfg.NATS, cfg.Graph, cfg.Logger, cfg.Metrics = nc, graph, log, metrics
+	w, err := worker.New(ctx, cfg)
 	if err != nil {
 		return explainTopologyError(err, f.replicas)
 	}
@@ -211,10 +275,14 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	if f.sealKeyFile == "" {
+		log.Warn("no --seal-key-file: secrets are sealed from a key made for this process alone, so recipients cannot pin the sender (authflow open --expect-sender) and every replica and restart has another; see docs/cli.md",
+			"seal_key", w.SealPublicKey())
+	}
 	log.Info("authflow worker starting",
 		"nats", redactURLs(mustURLs(&f.nats)), "graph", f.graph.describe(), "policy", f.policy,
 		"metrics", "http://"+ln.Addr().String()+"/metrics", "partitions", f.partitions,
-		"concurrency", f.concurrency, "replicas", f.replicas)
+		"concurrency", f.concurrency, "replicas", f.replicas, "seal_key", w.SealPublicKey())
 
 	runErr := w.Run(ctx)
 
