@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+
 	"github.com/authflow/authflow/events"
 	"github.com/authflow/authflow/worker"
 )
@@ -50,7 +52,17 @@ func TestClusterEndToEnd(t *testing.T) {
 				t.Errorf("%s holds no replica of stream %s", node, name)
 			case s.Config == nil || s.Config.Replicas != 3:
 				t.Errorf("%s: stream %s config %+v, want 3 replicas", node, name, s.Config)
+			case name == worker.EventsStream && s.Config.MaxMsgSize != maxPayload:
+				t.Errorf("%s: stream %s MaxMsgSize %d, want the servers' max_payload %d", node, name, s.Config.MaxMsgSize, maxPayload)
 			}
+		}
+		// The limit the worker's streams assume is the one the server enforces.
+		var varz server.Varz
+		if err := c.getJSON(ctx, node, natsMonitorPort, "/varz", &varz); err != nil {
+			t.Fatal(err)
+		}
+		if varz.MaxPayload != maxPayload {
+			t.Errorf("%s: max_payload %d, want %d", node, varz.MaxPayload, maxPayload)
 		}
 	}
 

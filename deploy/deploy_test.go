@@ -1571,25 +1571,13 @@ func TestHelmValues(t *testing.T) {
 		t.Errorf("container.image.tag %q, want the server version go.mod pins (%s)", v.Container.Image.Tag, goVersion)
 	}
 
-	// Render config.merge as the chart does: JSON is NATS configuration syntax, and
-	// "<< $VAR >>" becomes the bare variable reference $VAR.
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false) // keep "<< $VAR >>" and ">" wildcards as they are
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(c.Merge); err != nil {
-		t.Fatal(err)
-	}
-	merged := buf.Bytes()
-	raw := regexp.MustCompile(`"<< (\$[A-Z_][A-Z0-9_]*) >>"`)
-	for _, m := range raw.FindAllSubmatch(merged, -1) {
-		name := string(m[1][1:])
+	rendered, vars := renderMerge(t, c.Merge)
+	for _, name := range vars {
 		ref, ok := v.Container.Env[name].(map[string]any)
 		if !ok || ref["valueFrom"] == nil {
 			t.Errorf("config.merge reads $%s, but container.env does not set it from a Secret", name)
 		}
 	}
-	rendered := raw.ReplaceAll(merged, []byte("$1"))
 	path := filepath.Join(t.TempDir(), "merge.conf")
 	if err := os.WriteFile(path, rendered, 0o600); err != nil {
 		t.Fatal(err)
@@ -1608,6 +1596,27 @@ func TestHelmValues(t *testing.T) {
 	if a, b := summarizeUsers(helmOpts), summarizeUsers(fileOpts); mustJSON(t, a) != mustJSON(t, b) {
 		t.Errorf("the Helm values' accounts differ from nats/accounts.conf:\nhelm:          %s\naccounts.conf: %s", mustJSON(t, a), mustJSON(t, b))
 	}
+}
+
+// renderMerge renders a NATS chart `merge` block as the chart does: JSON is NATS
+// configuration syntax, and "<< X >>" becomes the bare X (a variable reference $VAR, or a
+// size such as 1MB). It returns the configuration text and the variables it reads.
+func renderMerge(t *testing.T, merge map[string]any) (rendered []byte, vars []string) {
+	t.Helper()
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // keep "<< $VAR >>" and ">" wildcards as they are
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(merge); err != nil {
+		t.Fatal(err)
+	}
+	raw := regexp.MustCompile(`"<< ([^"<>]+) >>"`)
+	for _, m := range raw.FindAllSubmatch(buf.Bytes(), -1) {
+		if name, ok := strings.CutPrefix(string(m[1]), "$"); ok {
+			vars = append(vars, name)
+		}
+	}
+	return raw.ReplaceAll(buf.Bytes(), []byte("$1")), vars
 }
 
 func gibibytes(s string) (float64, error) {
