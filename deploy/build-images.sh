@@ -11,6 +11,11 @@
 #   GO               the go command            (default go)
 #   GOARCH           target architecture       (default: the host's)
 #   CA_BUNDLE        CA certificates to copy   (default /etc/ssl/certs/ca-certificates.crt)
+#
+# It also makes the local cluster's development sealing key, deploy/secrets/seal.seed, once:
+# the seed both compose workers seal secrets with (AUTHFLOW_SEAL_KEY_FILE). It is generated on
+# this machine, never committed (deploy/secrets/.gitignore), and kept across runs so the
+# workers' public key stays the same; delete it to get a new one.
 set -euo pipefail
 
 deploy_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -89,3 +94,30 @@ docker build --quiet "${labels[@]}" \
 docker run --rm "$NATS_IMAGE" --version
 docker run --rm "$AUTHFLOW_IMAGE" help >/dev/null
 echo "build-images: built $AUTHFLOW_IMAGE and $NATS_IMAGE"
+
+# The development sealing key of deploy/compose.yaml. `authflow keys new-sealing` runs in the
+# image (no host binary is needed) and prints the key pair; only the seed line is kept, with
+# the public key as a comment. Mode 0444: the workers run as 65532, which owns no file on this
+# host, and read it through a bind mount. A key for the emulator cluster only: production
+# keys come from a secret store (deploy/README.md, "Sealing key").
+seal_key="$deploy_dir/secrets/seal.seed"
+# A compose started before this script made the file leaves an empty directory in its place
+# (Docker creates a missing bind-mount source as one).
+if [[ -d $seal_key ]]; then
+	rmdir "$seal_key" || die "$seal_key is a directory; remove it"
+fi
+if [[ ! -s $seal_key ]]; then
+	pair=$(docker run --rm --network none "$AUTHFLOW_IMAGE" keys new-sealing 2>/dev/null)
+	# Cut out in the shell, so the seed goes through no other process or file.
+	public=${pair#*public: } && public=${public%%$'\n'*}
+	seed=${pair#*seed: } && seed=${seed#"${seed%%[! ]*}"} && seed=${seed%%$'\n'*}
+	unset pair
+	[[ $public == X* && $seed == SX* ]] || die "authflow keys new-sealing printed no curve key pair"
+	tmp=$(mktemp "$deploy_dir/secrets/.seal.seed.XXXXXX")
+	printf '# Development sealing key of deploy/compose.yaml, made by build-images.sh.\n# public: %s\n%s\n' \
+		"$public" "$seed" >"$tmp"
+	unset seed
+	chmod 0444 "$tmp"
+	mv "$tmp" "$seal_key"
+	echo "build-images: made the dev sealing key deploy/secrets/seal.seed (public $public)"
+fi

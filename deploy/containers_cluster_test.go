@@ -344,6 +344,7 @@ func (c *cluster) run(ctx context.Context, s containerSpec, extra ...testcontain
 		testcontainers.WithLogger(tclog.TestLogger(c.t)),
 		tcnetwork.WithNetwork(aliases, c.network),
 		testcontainers.WithCmd(s.command...),
+		testcontainers.WithEnv(s.env),
 		testcontainers.WithLabels(map[string]string{testLabel: testLabelValue}),
 		testcontainers.WithConfigModifier(func(cfg *containertypes.Config) { cfg.Hostname = s.hostname }),
 		testcontainers.WithHostConfigModifier(hostConfig(s)),
@@ -422,6 +423,21 @@ func (c *cluster) remove(name string, ctr *testcontainers.DockerContainer) {
 	if err := ctr.Terminate(ctx, testcontainers.StopTimeout(2*time.Second)); err != nil {
 		c.t.Errorf("remove %s: %v", name, err)
 	}
+}
+
+// logs returns a service's output so far (its first 8 MiB).
+func (c *cluster) logs(ctx context.Context, name string) string {
+	c.t.Helper()
+	rc, err := c.container(name).Logs(ctx)
+	if err != nil {
+		c.t.Fatalf("logs of %s: %v", name, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, 8<<20))
+	if err != nil {
+		c.t.Fatalf("logs of %s: %v", name, err)
+	}
+	return string(b)
 }
 
 // logTail returns the last n lines of a container's output.
@@ -641,10 +657,21 @@ type sendOutput struct {
 // returns its exit status and output. TYPE comes first (docs/cli.md).
 func (c *cluster) send(ctx context.Context, typ string, args ...string) sendOutput {
 	c.t.Helper()
+	out := c.authflow(ctx, append([]string{"send", typ, "--nats-url", c.natsURL, "--timeout", sendTimeout.String()}, args...)...)
+	c.t.Logf("authflow send %s %s: exit %d\nstdout: %s\nstderr: %s", typ, strings.Join(args, " "), out.exit,
+		strings.TrimSpace(out.stdout), strings.TrimSpace(out.stderr))
+	return out
+}
+
+// authflow runs `authflow ARGS...` in a short-lived container of the authflow image on the
+// cluster's network, hardened like the workers, and returns its exit status and output.
+func (c *cluster) authflow(ctx context.Context, args ...string) sendOutput {
+	c.t.Helper()
+	what := strings.Join(args[:min(2, len(args))], " ")
 	worker, _ := specByName(c.specs, "worker-1")
 	s := containerSpec{
 		image:       worker.image,
-		command:     append([]string{"send", typ, "--nats-url", c.natsURL, "--timeout", sendTimeout.String()}, args...),
+		command:     args,
 		readOnly:    worker.readOnly,
 		capDrop:     worker.capDrop,
 		securityOpt: worker.securityOpt,
@@ -657,32 +684,29 @@ func (c *cluster) send(ctx context.Context, typ string, args ...string) sendOutp
 		rmCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if err := ctr.Terminate(rmCtx); err != nil {
-			c.t.Errorf("remove send container: %v", err)
+			c.t.Errorf("remove authflow container: %v", err)
 		}
 	}()
 	if err != nil {
-		c.t.Fatalf("authflow send %s: %v", typ, err)
+		c.t.Fatalf("authflow %s: %v", what, err)
 	}
 	st, err := ctr.State(ctx)
 	if err != nil {
-		c.t.Fatalf("authflow send %s: state: %v", typ, err)
+		c.t.Fatalf("authflow %s: state: %v", what, err)
 	}
 	if st.Running {
-		c.t.Fatalf("authflow send %s: still running", typ)
+		c.t.Fatalf("authflow %s: still running", what)
 	}
 	rc, err := c.docker.ContainerLogs(ctx, ctr.GetContainerID(), client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true})
 	if err != nil {
-		c.t.Fatalf("authflow send %s: logs: %v", typ, err)
+		c.t.Fatalf("authflow %s: logs: %v", what, err)
 	}
 	defer rc.Close()
 	var stdout, stderr bytes.Buffer
 	if _, err := stdcopy.StdCopy(&stdout, &stderr, rc); err != nil {
-		c.t.Fatalf("authflow send %s: logs: %v", typ, err)
+		c.t.Fatalf("authflow %s: logs: %v", what, err)
 	}
-	out := sendOutput{exit: st.ExitCode, stdout: stdout.String(), stderr: stderr.String()}
-	c.t.Logf("authflow send %s %s: exit %d\nstdout: %s\nstderr: %s", typ, strings.Join(args, " "), out.exit,
-		strings.TrimSpace(out.stdout), strings.TrimSpace(out.stderr))
-	return out
+	return sendOutput{exit: st.ExitCode, stdout: stdout.String(), stderr: stderr.String()}
 }
 
 // Exit statuses of `authflow send --wait` (docs/cli.md).

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"fmt"
+	"maps"
 	"path"
 	"path/filepath"
 	"slices"
@@ -25,6 +26,7 @@ var composeKeys = map[string]string{
 	"image":        "the image",
 	"hostname":     "the container's hostname",
 	"command":      "the command",
+	"environment":  "the container's environment",
 	"volumes":      "files copied in; named volumes become anonymous ones",
 	"tmpfs":        "tmpfs mounts",
 	"ports":        "published on 127.0.0.1, on a free host port",
@@ -41,6 +43,7 @@ type composeContainer struct {
 	Image       string       `yaml:"image"`
 	Hostname    string       `yaml:"hostname"`
 	Command     stringOrList `yaml:"command"`
+	Environment environment  `yaml:"environment"`
 	Volumes     []string     `yaml:"volumes"`
 	Tmpfs       stringOrList `yaml:"tmpfs"`
 	Ports       []string     `yaml:"ports"`
@@ -63,6 +66,7 @@ type containerSpec struct {
 	image    string
 	hostname string
 	command  []string
+	env      map[string]string
 	files    []containerFile
 	// volumes are container directories that get a fresh anonymous volume: compose's named
 	// volumes, and the directories the files are copied to (the root filesystem is
@@ -136,6 +140,7 @@ func translateService(name string, s composeContainer) (containerSpec, error) {
 		image:       s.Image,
 		hostname:    s.Hostname,
 		command:     slices.Clone([]string(s.Command)),
+		env:         maps.Clone(map[string]string(s.Environment)),
 		tmpfs:       slices.Clone([]string(s.Tmpfs)),
 		readOnly:    s.ReadOnly,
 		capDrop:     slices.Clone(s.CapDrop),
@@ -283,6 +288,15 @@ func TestTranslateService(t *testing.T) {
 			},
 		},
 		{
+			name: "environment",
+			in:   composeContainer{Image: "authflow:dev", Environment: environment{"A": "b"}},
+			check: func(t *testing.T, s containerSpec) {
+				if !maps.Equal(s.env, map[string]string{"A": "b"}) {
+					t.Errorf("env %v, want A=b", s.env)
+				}
+			},
+		},
+		{
 			name: "ports",
 			in:   composeContainer{Image: "authflow:dev", Ports: []string{"127.0.0.1:9091:9090", "127.0.0.1:53:53/udp"}},
 			check: func(t *testing.T, s containerSpec) {
@@ -317,7 +331,7 @@ func TestTranslateService(t *testing.T) {
 }
 
 // TestSpecsFromCompose: the services must be exactly those of topologyOrder, and a setting
-// the translation does not know (here: environment) fails instead of being dropped. Merge
+// the translation does not know (here: healthcheck) fails instead of being dropped. Merge
 // keys are resolved as compose resolves them.
 func TestSpecsFromCompose(t *testing.T) {
 	compose := func(extra string, names ...string) string {
@@ -337,7 +351,7 @@ func TestSpecsFromCompose(t *testing.T) {
 		{name: "the topology", yaml: compose("", topologyOrder...)},
 		{name: "a service missing", yaml: compose("", topologyOrder[:5]...), wantErr: "update topologyOrder"},
 		{name: "a service more", yaml: compose("  extra:\n    image: x\n", topologyOrder...), wantErr: "update topologyOrder"},
-		{name: "unknown setting", yaml: compose("    environment: {A: b}\n", topologyOrder...), wantErr: `"environment" is not translated`},
+		{name: "unknown setting", yaml: compose("    healthcheck: {disable: true}\n", topologyOrder...), wantErr: `"healthcheck" is not translated`},
 		{name: "bad port", yaml: compose("    ports: [\"8080:8080\"]\n", topologyOrder...), wantErr: "want 127.0.0.1"},
 	}
 	for _, tt := range tests {

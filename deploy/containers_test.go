@@ -2,11 +2,16 @@ package deploy
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nkeys"
 
 	"github.com/authflow/authflow/events"
 	"github.com/authflow/authflow/worker"
@@ -50,9 +55,21 @@ func TestClusterEndToEnd(t *testing.T) {
 				t.Errorf("%s holds no replica of stream %s", node, name)
 			case s.Config == nil || s.Config.Replicas != 3:
 				t.Errorf("%s: stream %s config %+v, want 3 replicas", node, name, s.Config)
+			case name == worker.EventsStream && s.Config.MaxMsgSize != maxPayload:
+				t.Errorf("%s: stream %s MaxMsgSize %d, want the servers' max_payload %d", node, name, s.Config.MaxMsgSize, maxPayload)
 			}
 		}
+		// The limit the worker's streams assume is the one the server enforces.
+		var varz server.Varz
+		if err := c.getJSON(ctx, node, natsMonitorPort, "/varz", &varz); err != nil {
+			t.Fatal(err)
+		}
+		if varz.MaxPayload != maxPayload {
+			t.Errorf("%s: max_payload %d, want %d", node, varz.MaxPayload, maxPayload)
+		}
 	}
+
+	c.checkSealKey(ctx)
 
 	// A joiner: the mobile phone is already there, the SSPR email is new.
 	out := c.send(ctx, "authflow.employee.joined.v1", "--source", "hr/workday", "--subject", adele,
@@ -268,4 +285,56 @@ func TestContainersPublishOnlyOnLoopback(t *testing.T) {
 	if ctr != nil && ctr.IsRunning() {
 		t.Errorf("the refused container was started")
 	}
+}
+
+// checkSealKey: both workers seal with the development key compose mounts
+// (AUTHFLOW_SEAL_KEY_FILE), as the "worker running" log line shows. A worker image without
+// --seal-key-file ignores the variable; then there is nothing to check yet.
+func (c *cluster) checkSealKey(ctx context.Context) {
+	c.t.Helper()
+	help := c.authflow(ctx, "worker", "--help")
+	if !strings.Contains(help.stdout+help.stderr, "seal-key-file") {
+		c.t.Logf("this worker has no --seal-key-file: the shared seal key is not checked")
+		return
+	}
+	want := devSealPublicKey(c.t)
+	for _, w := range []string{"worker-1", "worker-2"} {
+		got := ""
+		for line := range strings.Lines(c.logs(ctx, w)) {
+			var entry struct {
+				Msg     string `json:"msg"`
+				SealKey string `json:"seal_key"`
+			}
+			if json.Unmarshal([]byte(line), &entry) == nil && entry.Msg == "worker running" {
+				got = entry.SealKey
+			}
+		}
+		if got != want {
+			c.t.Errorf("%s seals with %q, want the dev key %s of %s", w, got, want, devSealKey)
+		}
+	}
+}
+
+// devSealPublicKey is the public key of the development seal seed build-images.sh made.
+func devSealPublicKey(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile(devSealKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(data)) {
+		if line = strings.TrimSpace(line); strings.HasPrefix(line, "SX") {
+			kp, err := nkeys.FromSeed([]byte(line))
+			if err != nil {
+				t.Fatalf("%s: %v", devSealKey, err)
+			}
+			pub, err := kp.PublicKey()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return pub
+		}
+	}
+	t.Fatalf("%s holds no curve seed", devSealKey)
+	return ""
 }

@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -184,6 +186,7 @@ type securityContext struct {
 	RunAsNonRoot             *bool  `yaml:"runAsNonRoot"`
 	RunAsUser                *int64 `yaml:"runAsUser"`
 	RunAsGroup               *int64 `yaml:"runAsGroup"`
+	FSGroup                  *int64 `yaml:"fsGroup"`
 	ReadOnlyRootFilesystem   *bool  `yaml:"readOnlyRootFilesystem"`
 	AllowPrivilegeEscalation *bool  `yaml:"allowPrivilegeEscalation"`
 	Privileged               *bool  `yaml:"privileged"`
@@ -236,6 +239,7 @@ type container struct {
 	VolumeMounts    []struct {
 		Name      string `yaml:"name"`
 		MountPath string `yaml:"mountPath"`
+		ReadOnly  bool   `yaml:"readOnly"`
 	} `yaml:"volumeMounts"`
 }
 
@@ -252,15 +256,23 @@ type podSpec struct {
 	SecurityContext              *securityContext `yaml:"securityContext"`
 	Containers                   []container      `yaml:"containers"`
 	InitContainers               []container      `yaml:"initContainers"`
-	Volumes                      []struct {
-		Name      string `yaml:"name"`
-		ConfigMap *struct {
-			Name string `yaml:"name"`
-		} `yaml:"configMap"`
-		Secret *struct {
-			SecretName string `yaml:"secretName"`
-		} `yaml:"secret"`
-	} `yaml:"volumes"`
+	Volumes                      []podVolume      `yaml:"volumes"`
+}
+
+type podVolume struct {
+	Name      string `yaml:"name"`
+	ConfigMap *struct {
+		Name string `yaml:"name"`
+	} `yaml:"configMap"`
+	Secret *struct {
+		SecretName  string `yaml:"secretName"`
+		DefaultMode *int32 `yaml:"defaultMode"`
+		Items       []struct {
+			Key  string `yaml:"key"`
+			Path string `yaml:"path"`
+			Mode *int32 `yaml:"mode"`
+		} `yaml:"items"`
+	} `yaml:"secret"`
 }
 
 type deployment struct {
@@ -685,6 +697,66 @@ func checkDeployment(t *testing.T, o k8sObject, d deployment,
 	if v := env["AUTHFLOW_METRICS_LISTEN"]; !strings.HasPrefix(v, "$(POD_IP):") {
 		t.Errorf("%s: AUTHFLOW_METRICS_LISTEN %q, want the pod's own address $(POD_IP):PORT", o, v)
 	}
+	checkSealKey(t, o, pod, env["AUTHFLOW_SEAL_KEY_FILE"], secretHasKey)
+}
+
+// sealKeySecret and sealKeyFile are where the worker's sealing seed lives on Kubernetes.
+const (
+	sealKeySecret = "authflow-seal-key"
+	sealKeyFile   = "seal.seed"
+)
+
+// checkSealKey checks that the worker reads its sealing seed (AUTHFLOW_SEAL_KEY_FILE) from the
+// authflow-seal-key Secret, mounted read-only, mode 0400, readable by the worker's group.
+func checkSealKey(t *testing.T, o k8sObject, pod podSpec, file string, secretHasKey func(name, key string) bool) {
+	t.Helper()
+	if file == "" {
+		t.Errorf("%s: no AUTHFLOW_SEAL_KEY_FILE: every replica must seal with the same key", o)
+		return
+	}
+	if !secretHasKey(sealKeySecret, sealKeyFile) {
+		t.Errorf("%s: Secret %s with key %s is not defined", o, sealKeySecret, sealKeyFile)
+	}
+	dir, base := path.Split(file)
+	dir = strings.TrimSuffix(dir, "/")
+	found := false
+	for _, m := range pod.Containers[0].VolumeMounts {
+		if m.MountPath != dir {
+			continue
+		}
+		found = true
+		if !m.ReadOnly {
+			t.Errorf("%s: volume mount %s at %s must be readOnly", o, m.Name, dir)
+		}
+		i := slices.IndexFunc(pod.Volumes, func(v podVolume) bool { return v.Name == m.Name })
+		if i < 0 || pod.Volumes[i].Secret == nil || pod.Volumes[i].Secret.SecretName != sealKeySecret {
+			t.Errorf("%s: %s is not mounted from the Secret %s", o, dir, sealKeySecret)
+			continue
+		}
+		sec := pod.Volumes[i].Secret
+		mode, ok := sec.DefaultMode, false
+		for _, it := range sec.Items {
+			if it.Key == sealKeyFile && it.Path == base {
+				ok = true
+				if it.Mode != nil {
+					mode = it.Mode
+				}
+			}
+		}
+		if !ok {
+			t.Errorf("%s: volume %s does not project key %s to %s", o, m.Name, sealKeyFile, base)
+		}
+		if mode == nil || *mode != 0o400 {
+			t.Errorf("%s: volume %s: file mode %v, want 0400 (256)", o, m.Name, mode)
+		}
+	}
+	if !found {
+		t.Errorf("%s: AUTHFLOW_SEAL_KEY_FILE %q: no volume is mounted at %s", o, file, dir)
+	}
+	// A 0400 Secret file is root's; fsGroup makes the kubelet hand it to the worker's group.
+	if sc := pod.SecurityContext; sc == nil || sc.FSGroup == nil || sc.RunAsGroup == nil || *sc.FSGroup != *sc.RunAsGroup {
+		t.Errorf("%s: pod securityContext.fsGroup must equal runAsGroup, or the worker cannot read its 0400 seal key", o)
+	}
 }
 
 // effective returns the field of the container's security context when set there, else
@@ -856,8 +928,39 @@ func (s *names) UnmarshalYAML(n *yaml.Node) error {
 	return fmt.Errorf("line %d: want a list or a map of names", n.Line)
 }
 
+// environment is a compose environment: a list of NAME=VALUE or a map.
+type environment map[string]string
+
+func (e *environment) UnmarshalYAML(n *yaml.Node) error {
+	*e = environment{}
+	switch n.Kind {
+	case yaml.SequenceNode:
+		var l []string
+		if err := n.Decode(&l); err != nil {
+			return err
+		}
+		for _, kv := range l {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return fmt.Errorf("line %d: environment entry %q: want NAME=VALUE", n.Line, kv)
+			}
+			(*e)[k] = v
+		}
+		return nil
+	case yaml.MappingNode:
+		var m map[string]string
+		if err := n.Decode(&m); err != nil {
+			return err
+		}
+		maps.Copy(*e, m)
+		return nil
+	}
+	return fmt.Errorf("line %d: want a list of NAME=VALUE or a map", n.Line)
+}
+
 type composeService struct {
 	Image       string       `yaml:"image"`
+	Environment environment  `yaml:"environment"`
 	Build       any          `yaml:"build"`
 	Hostname    string       `yaml:"hostname"`
 	Command     stringOrList `yaml:"command"`
@@ -1062,7 +1165,12 @@ func TestCompose(t *testing.T) {
 					continue
 				}
 				src, _, _ := strings.Cut(v.Value, ":")
-				if strings.HasPrefix(src, ".") || strings.HasPrefix(src, "/") {
+				if generated(src) {
+					// Made by build-images.sh before compose runs; never committed.
+					if !strings.HasSuffix(v.Value, ":ro") {
+						t.Errorf("volume %q: mount secrets read-only (:ro)", v.Value)
+					}
+				} else if strings.HasPrefix(src, ".") || strings.HasPrefix(src, "/") {
 					if _, err := os.Stat(src); err != nil {
 						t.Errorf("volume %q: bind-mount source: %v", v.Value, err)
 					}
@@ -1121,6 +1229,14 @@ func TestCompose(t *testing.T) {
 				}
 				checkListenFlag(t, args, "metrics-listen", name)
 				checkMountedFlag(t, args, "policy", s.Volumes)
+				// The flag's environment twin: compose sets the seal key for both workers.
+				seal := s.Environment["AUTHFLOW_SEAL_KEY_FILE"]
+				if seal == "" {
+					t.Errorf("no AUTHFLOW_SEAL_KEY_FILE: both workers must seal with the same key")
+				}
+				if !slices.ContainsFunc(s.Volumes, func(n yaml.Node) bool { return n.Value == devSealKey+":"+seal+":ro" }) {
+					t.Errorf("AUTHFLOW_SEAL_KEY_FILE %q is not mounted from %s", seal, devSealKey)
+				}
 				urls := flagValues(args, "nats-url")
 				if len(urls) != 1 || !slices.Equal(strings.Split(urls[0], ","), natsURLs) {
 					t.Errorf("--nats-url %q, want %s", urls, strings.Join(natsURLs, ","))
@@ -1138,6 +1254,42 @@ func TestCompose(t *testing.T) {
 	}
 	if hostPorts["4222"] != "nats-1" {
 		t.Errorf("nats-1 must publish 127.0.0.1:4222 for `authflow send` from the host")
+	}
+}
+
+// devSealKey is the development sealing seed compose mounts into both workers.
+// build-images.sh makes it; secrets/.gitignore keeps it out of git.
+const devSealKey = "./secrets/seal.seed"
+
+// generated reports whether a bind-mount source is one that build-images.sh makes.
+func generated(src string) bool { return src == devSealKey }
+
+func TestDevSealKeyIsGenerated(t *testing.T) {
+	script, err := os.ReadFile("build-images.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := strings.TrimPrefix(devSealKey, "./")
+	if !strings.Contains(string(script), `$deploy_dir/`+rel) || !strings.Contains(string(script), "keys new-sealing") {
+		t.Errorf("build-images.sh does not make %s with authflow keys new-sealing", rel)
+	}
+	ignore, err := os.ReadFile(filepath.Join("secrets", ".gitignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Fields(string(ignore))
+	if !slices.Contains(lines, "*") {
+		t.Errorf("secrets/.gitignore must ignore everything (*): generated secrets are never committed")
+	}
+	// Nothing but the ignore file and the README may be in git there.
+	out, err := exec.Command("git", "ls-files", "secrets").Output()
+	if err != nil {
+		t.Skipf("git ls-files: %v", err)
+	}
+	for _, f := range strings.Fields(string(out)) {
+		if base := path.Base(f); base != ".gitignore" && base != "README.md" {
+			t.Errorf("%s is committed: secrets/ holds generated secrets only", f)
+		}
 	}
 }
 
@@ -1571,25 +1723,13 @@ func TestHelmValues(t *testing.T) {
 		t.Errorf("container.image.tag %q, want the server version go.mod pins (%s)", v.Container.Image.Tag, goVersion)
 	}
 
-	// Render config.merge as the chart does: JSON is NATS configuration syntax, and
-	// "<< $VAR >>" becomes the bare variable reference $VAR.
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false) // keep "<< $VAR >>" and ">" wildcards as they are
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(c.Merge); err != nil {
-		t.Fatal(err)
-	}
-	merged := buf.Bytes()
-	raw := regexp.MustCompile(`"<< (\$[A-Z_][A-Z0-9_]*) >>"`)
-	for _, m := range raw.FindAllSubmatch(merged, -1) {
-		name := string(m[1][1:])
+	rendered, vars := renderMerge(t, c.Merge)
+	for _, name := range vars {
 		ref, ok := v.Container.Env[name].(map[string]any)
 		if !ok || ref["valueFrom"] == nil {
 			t.Errorf("config.merge reads $%s, but container.env does not set it from a Secret", name)
 		}
 	}
-	rendered := raw.ReplaceAll(merged, []byte("$1"))
 	path := filepath.Join(t.TempDir(), "merge.conf")
 	if err := os.WriteFile(path, rendered, 0o600); err != nil {
 		t.Fatal(err)
@@ -1608,6 +1748,27 @@ func TestHelmValues(t *testing.T) {
 	if a, b := summarizeUsers(helmOpts), summarizeUsers(fileOpts); mustJSON(t, a) != mustJSON(t, b) {
 		t.Errorf("the Helm values' accounts differ from nats/accounts.conf:\nhelm:          %s\naccounts.conf: %s", mustJSON(t, a), mustJSON(t, b))
 	}
+}
+
+// renderMerge renders a NATS chart `merge` block as the chart does: JSON is NATS
+// configuration syntax, and "<< X >>" becomes the bare X (a variable reference $VAR, or a
+// size such as 1MB). It returns the configuration text and the variables it reads.
+func renderMerge(t *testing.T, merge map[string]any) (rendered []byte, vars []string) {
+	t.Helper()
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // keep "<< $VAR >>" and ">" wildcards as they are
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(merge); err != nil {
+		t.Fatal(err)
+	}
+	raw := regexp.MustCompile(`"<< ([^"<>]+) >>"`)
+	for _, m := range raw.FindAllSubmatch(buf.Bytes(), -1) {
+		if name, ok := strings.CutPrefix(string(m[1]), "$"); ok {
+			vars = append(vars, name)
+		}
+	}
+	return raw.ReplaceAll(buf.Bytes(), []byte("$1")), vars
 }
 
 func gibibytes(s string) (float64, error) {
@@ -2349,4 +2510,28 @@ func TestPolicies(t *testing.T) {
 			t.Errorf("maxAge %s exceeds the Deployment's AUTHFLOW_LEDGER_TTL 168h", p.MaxAge())
 		}
 	})
+}
+
+// TestSealKeyPlaceholder: the committed seal key Secret holds no seed (a worker started with
+// it refuses to run), and says how to make one.
+func TestSealKeyPlaceholder(t *testing.T) {
+	var text string
+	found := false
+	for _, o := range k8sObjects(t, "k8s") {
+		if o.Kind == "Secret" && o.Metadata.Name == sealKeySecret {
+			var s secret
+			o.decode(t, &s)
+			text, found = s.StringData[sealKeyFile], true
+		}
+	}
+	if !found {
+		t.Fatalf("no Secret %s", sealKeySecret)
+	}
+	// The worker takes the first line that starts with S and a capital letter as the seed.
+	if seed := regexp.MustCompile(`(?m)^\s*S[A-Z]`); seed.MatchString(text) {
+		t.Errorf("the placeholder %s looks like a seed: %q", sealKeyFile, text)
+	}
+	if !strings.Contains(text, "PLACEHOLDER") || !strings.Contains(text, "authflow keys new-sealing") {
+		t.Errorf("the placeholder %s must say it is one and how to make a seed: %q", sealKeyFile, text)
+	}
 }
