@@ -4,8 +4,10 @@
 // result published for every event, the policy that decides who may ask for
 // what, per-message signatures, and sealing of the secrets Graph returns once.
 //
-// The package imports nothing of authflow's and no NATS or Graph SDK code, so
-// publishers written in Go can use it to build, validate and sign events.
+// Of authflow's own code the package imports only internal/ident (the one
+// UPN and phone-number rule it shares with graphclient), and no NATS or
+// Graph SDK code, so publishers written in Go can use it to build, validate
+// and sign events.
 // docs/events.md is the reference for publishers in every language; the JSON
 // Schemas it describes are embedded here (see SchemaFS).
 //
