@@ -97,8 +97,9 @@ echo "build-images: built $AUTHFLOW_IMAGE and $NATS_IMAGE"
 
 # The development sealing key of deploy/compose.yaml. `authflow keys new-sealing` runs in the
 # image (no host binary is needed) and prints the key pair; only the seed line is kept, with
-# the public key as a comment. Mode 0444: the workers run as 65532, which owns no file on this
-# host, and read it through a bind mount. A key for the emulator cluster only: production
+# the public key as a comment. Owner root, group 65532 (the workers' user), mode 0440: the
+# workers read it through a bind mount, and `--seal-key-file` refuses a seed any other user
+# can read (whoever reads it can open every secret sealed with it). A key for the emulator cluster only: production
 # keys come from a secret store (deploy/README.md, "Sealing key").
 seal_key="$deploy_dir/secrets/seal.seed"
 # A compose started before this script made the file leaves an empty directory in its place
@@ -117,7 +118,12 @@ if [[ ! -s $seal_key ]]; then
 	printf '# Development sealing key of deploy/compose.yaml, made by build-images.sh.\n# public: %s\n%s\n' \
 		"$public" "$seed" >"$tmp"
 	unset seed
-	chmod 0444 "$tmp"
+	chmod 0400 "$tmp"
 	mv "$tmp" "$seal_key"
 	echo "build-images: made the dev sealing key deploy/secrets/seal.seed (public $public)"
+fi
+if [[ $(id -u) == 0 ]]; then
+	chown 0:65532 "$seal_key" && chmod 0440 "$seal_key"
+elif [[ $(stat -c '%u:%g %a' "$seal_key") != "0:65532 440" ]]; then
+	die "deploy/secrets/seal.seed must be owned by root, group 65532 (the workers' user), mode 0440; run once: sudo chown 0:65532 $seal_key && sudo chmod 0440 $seal_key"
 fi

@@ -217,7 +217,7 @@ func TestRefusedRequestsPublishNothing(t *testing.T) {
 		{"sub-path not allowed", nil, event(t, "hr/bearer/sub", "x"), append(bearer(tokenHR), "Content-Type", ctStructured), 403, "policy_denied", "source"},
 		{"invalid event", nil, []byte(`{"specversion":"1.0"}`), append(bearer(tokenHR), "Content-Type", ctStructured), 400, "invalid_event", "id"},
 		{"unknown type", nil, []byte(strings.Replace(string(good), events.TypeMethodsInventory, "authflow.nope.v1", 1)), append(bearer(tokenHR), "Content-Type", ctStructured), 400, "unknown_type", "type"},
-		{"duplicate key", nil, []byte(strings.Replace(string(good), `"id":`, `"id":"a","id":`, 1)), append(bearer(tokenHR), "Content-Type", ctStructured), 400, "invalid_event", ""},
+		{"duplicate key", nil, []byte(strings.Replace(string(good), `"id":`, `"id":"a","id":`, 1)), append(bearer(tokenHR), "Content-Type", ctStructured), 400, "invalid_event", "id"},
 		{"over 64 KiB", nil, big, append(bearer(tokenHR), "Content-Type", ctStructured), 413, "payload_too_large", ""},
 		{"wrong content type", nil, good, append(bearer(tokenHR), "Content-Type", "text/plain"), 415, "unsupported_media_type", ""},
 		{"other event format", nil, good, append(bearer(tokenHR), "Content-Type", "application/cloudevents+avro"), 415, "unsupported_media_type", ""},
