@@ -17,7 +17,7 @@ run: ## zero-setup demo: embedded JetStream + Graph emulator + worker + demo eve
 
 .PHONY: build
 build: ## build the authflow binary into bin/
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/authflow
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.version=$$(git describe --always --dirty 2>/dev/null)" -o $(BIN) ./cmd/authflow
 
 .PHONY: test
 test: ## vet and run every test (container tests skip without Docker, fail in CI), the concurrent packages also under -race

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -94,7 +97,13 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		c.fail("Graph client: %v", err)
 	} else if err := graph.CheckToken(sctx); err != nil {
-		c.fail("Graph token for %s: %v", gf.url, err)
+		if gf.token == "" && !anyAzureCredentialVar() {
+			c.fail("Graph token: no credential is configured, and the managed identity tried instead failed (%s). Set AZURE_TENANT_ID, AZURE_CLIENT_ID "+
+				"and AZURE_CLIENT_SECRET (or AZURE_CLIENT_CERTIFICATE_PATH), or AZURE_FEDERATED_TOKEN_FILE with the two ids for workload identity; "+
+				"--graph-token TOKEN for the emulator (docs/cli.md, Graph flags)", managedIdentityCause(err))
+		} else {
+			c.fail("Graph token for %s: %v", gf.url, err)
+		}
 	} else {
 		c.ok("Graph token obtainable for %s", gf.describe())
 		if *probe == "" {
@@ -161,4 +170,35 @@ func checkJetStream(ctx context.Context, c *checklist, step func() (context.Cont
 		return
 	}
 	c.ok("KV bucket %s: %d entries, history %d, TTL %s", worker.LedgerBucket, st.Values(), st.History(), st.TTL())
+}
+
+// azureCredentialVars choose the Graph credential (see
+// graphclient.NewCredentialFromEnv); without any, it is managed identity.
+var azureCredentialVars = []string{"AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_FEDERATED_TOKEN_FILE"}
+
+func anyAzureCredentialVar() bool {
+	for _, v := range azureCredentialVars {
+		if os.Getenv(v) != "" {
+			return true
+		}
+	}
+	return false
+}
+
+var reResponseStatus = regexp.MustCompile(`RESPONSE (\d{3})`)
+
+// managedIdentityCause says in a few words why the managed identity gave
+// no token: azidentity's errors run over many lines.
+func managedIdentityCause(err error) string {
+	msg := err.Error()
+	if m := reResponseStatus.FindStringSubmatch(msg); m != nil {
+		return "its endpoint answered HTTP " + m[1]
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "no answer from its endpoint within --timeout"
+	}
+	if len(msg) > 120 {
+		msg = strings.ToValidUTF8(msg[:120], "") + "…"
+	}
+	return msg
 }

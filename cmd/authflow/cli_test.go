@@ -182,19 +182,69 @@ func signingSeedFile(t *testing.T) string {
 	return writeFile(t, "user.seed", string(seed)+"\n")
 }
 
+// TestHelpAndUnknownCommand checks that --help of every subcommand prints
+// its usage on stdout, flags written --name as the docs write them, and
+// exits 0.
 func TestHelpAndUnknownCommand(t *testing.T) {
-	for _, cmd := range []string{"worker", "dev", "send", "results", "dlq", "keys", "open", "check"} {
-		code, _, stderr := runCLI(t, cmd, "--help")
-		if code != 0 || !strings.Contains(stderr, "-") {
-			t.Errorf("%s --help: exit %d, stderr %q", cmd, code, stderr)
+	singleDash := regexp.MustCompile(`(?m)^\s+-[a-z]`)
+	for name := range commands() {
+		for _, help := range []string{"--help", "-h"} {
+			code, stdout, stderr := runCLI(t, name, help)
+			if code != 0 || stderr != "" || !strings.Contains(stdout, "usage: authflow "+name) {
+				t.Errorf("%s %s: exit %d, stdout %q, stderr %q", name, help, code, stdout, stderr)
+				continue
+			}
+			if singleDash.MatchString(stdout) {
+				t.Errorf("%s %s: a flag with one dash in\n%s", name, help, stdout)
+			}
 		}
 	}
-	if code, _, _ := runCLI(t, "frobnicate"); code != 2 {
-		t.Errorf("unknown command: exit %d, want 2", code)
+	for cmd, flag := range map[string]string{"worker": "--policy FILE", "send": "--subject", "dlq": "--limit N", "keys": "--out FILE", "emulator": "--listen HOST:PORT", "bench": "--quick", "open": "--expect-sender KEY"} {
+		if _, stdout, _ := runCLI(t, cmd, "--help"); !strings.Contains(stdout, "\n  "+flag) {
+			t.Errorf("%s --help does not list %s:\n%s", cmd, flag, stdout)
+		}
+	}
+	if code, _, stderr := runCLI(t, "frobnicate"); code != 2 || stderr != "authflow: unknown command \"frobnicate\"; 'authflow help' lists the commands\n" {
+		t.Errorf("unknown command: exit %d, stderr %q", code, stderr)
 	}
 	code, stdout, _ := runCLI(t, "help")
-	if code != 0 || !strings.Contains(stdout, "send") || !strings.Contains(stdout, "dev") {
+	if code != 0 || !strings.Contains(stdout, "send") || !strings.Contains(stdout, "dev") || !strings.Contains(stdout, "version") {
 		t.Errorf("help: exit %d, %q", code, stdout)
+	}
+}
+
+// TestFlagErrors checks that a flag error is one line on stderr: the flag
+// with two dashes, the nearest flag for a mistyped one, and --help.
+func TestFlagErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"worker", "--polcy", "p.yaml"}, "authflow worker: unknown flag --polcy: did you mean --policy? ('authflow worker --help' lists the flags)"},
+		{[]string{"send", events.TypeTAPRemove, "-subjct", "a@contoso.example"}, "authflow send: unknown flag --subjct: did you mean --subject? ('authflow send --help' lists the flags)"},
+		{[]string{"dev", "--nats-lisen", "127.0.0.1:0"}, "authflow dev: unknown flag --nats-lisen: did you mean --nats-listen? ('authflow dev --help' lists the flags)"},
+		{[]string{"keys", "new-signing", "--output", "x"}, "authflow keys: unknown flag --output: did you mean --out? ('authflow keys --help' lists the flags)"},
+		{[]string{"results", "--frobnicate"}, "authflow results: unknown flag --frobnicate ('authflow results --help' lists the flags)"},
+		{[]string{"worker", "--partitions", "many"}, `authflow worker: invalid value "many" for --partitions: parse error ('authflow worker --help' lists the flags)`},
+		{[]string{"results", "--follow=maybe"}, `authflow results: invalid boolean value "maybe" for --follow: parse error ('authflow results --help' lists the flags)`},
+		{[]string{"worker", "--policy"}, "authflow worker: --policy needs a value ('authflow worker --help' lists the flags)"},
+	}
+	for _, tt := range tests {
+		code, stdout, stderr := runCLI(t, tt.args...)
+		if code != 2 || stdout != "" || stderr != tt.want+"\n" {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 2 and\n%s", tt.args, code, stdout, stderr, tt.want)
+		}
+	}
+}
+
+// TestErrorPrefixOnce checks that no message says its command twice.
+func TestErrorPrefixOnce(t *testing.T) {
+	for _, args := range [][]string{{"keys"}, {"keys", "new-thing"}, {"dlq"}, {"dlq", "show", "x"}, {"dlq", "frob"}} {
+		_, _, stderr := runCLI(t, args...)
+		_, rest, _ := strings.Cut(stderr, ": ")
+		if !strings.HasPrefix(stderr, "authflow "+args[0]) || strings.HasPrefix(rest, args[0]+":") || strings.HasPrefix(rest, args[0]+" ") {
+			t.Errorf("%q: %q", args, stderr)
+		}
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -232,6 +233,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	defer stopWorker()
 
 	metricsURL := "http://" + metricsLn.Addr().String()
+	exe, _ := os.Executable()
+	cli := cliCommand(exe, exec.LookPath)
 	printDevBanner(p, natsURL, graphURL, f.token, metricsURL, dataDir, f.data == "", seedPath, sealPub)
 
 	tracker := newDemoTracker()
@@ -259,7 +262,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	announced := f.noDemo
 	if announced {
-		printNextSteps(p, natsURL, graphURL, metricsURL, seedPath, sealTo)
+		printNextSteps(p, cli, natsURL, graphURL, metricsURL, seedPath, sealTo, sealPub)
 	}
 	for {
 		select {
@@ -288,7 +291,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 					}
 					return nil
 				}
-				printNextSteps(p, natsURL, graphURL, metricsURL, seedPath, sealTo)
+				printNextSteps(p, cli, natsURL, graphURL, metricsURL, seedPath, sealTo, sealPub)
 			}
 		case <-deadline:
 			_ = stopWorker()
@@ -427,27 +430,70 @@ func printDevBanner(p *resultPrinter, natsURL, graphURL, token, metricsURL, data
 	fmt.Fprintf(w, "  Graph emulator:       %s/v1.0   token: %s\n", graphURL, token)
 	fmt.Fprintf(w, "  emulator admin API:   %s/_emulator/   (users, faults, stats, requests, config)\n", graphURL)
 	fmt.Fprintf(w, "  metrics and health:   %s/metrics   %s/healthz   %s/readyz\n", metricsURL, metricsURL, metricsURL)
-	fmt.Fprintf(w, "  TAP recipient seed:   %s   (authflow open --seed)\n", seedPath)
-	fmt.Fprintf(w, "  worker seal key:      %s   (the sender of sealed secrets: authflow open --expect-sender; seed in %s)\n", sealPub, filepath.Join(dataDir, "seal.seed"))
+	fmt.Fprintf(w, "  TAP recipient seed:   %s   (open --seed)\n", seedPath)
+	fmt.Fprintf(w, "  worker seal key:      %s   (the sender of sealed secrets: open --expect-sender; seed in %s)\n", sealPub, filepath.Join(dataDir, "seal.seed"))
 	fmt.Fprintln(w, "  demo users:")
 	for _, u := range demoUsers() {
 		fmt.Fprintf(w, "    %-33s %s  %s\n", u.upn, u.id, u.story)
 	}
 }
 
-func printNextSteps(p *resultPrinter, natsURL, graphURL, metricsURL, seedPath, sealTo string) {
+func printNextSteps(p *resultPrinter, cli, natsURL, graphURL, metricsURL, seedPath, sealTo, sealPub string) {
 	w := p.w
+	seed := shellQuote(seedPath)
 	fmt.Fprintf(w, "\nstill running; results of new events are printed here. Send more events from another terminal:\n")
-	fmt.Fprintf(w, "  authflow send %s --nats-url %s --subject adele.vance@contoso.example \\\n", events.TypePhoneSet, natsURL)
+	fmt.Fprintf(w, "  %s send %s --nats-url %s --subject adele.vance@contoso.example \\\n", cli, events.TypePhoneSet, natsURL)
 	fmt.Fprintf(w, "      --data '{\"phoneType\":\"office\",\"phoneNumber\":\"+1 425 555 0199\"}' --wait\n")
-	fmt.Fprintf(w, "  authflow send %s --nats-url %s --subject lee.gu@contoso.example --wait\n", events.TypeMethodsInventory, natsURL)
-	fmt.Fprintf(w, "  authflow send %s --nats-url %s --subject nestor.wilke@contoso.example \\\n", events.TypeTAPIssue, natsURL)
+	fmt.Fprintf(w, "  %s send %s --nats-url %s --subject lee.gu@contoso.example --wait\n", cli, events.TypeMethodsInventory, natsURL)
+	fmt.Fprintf(w, "  %s send %s --nats-url %s --subject nestor.wilke@contoso.example \\\n", cli, events.TypeTAPIssue, natsURL)
 	fmt.Fprintf(w, "      --data '{\"lifetimeInMinutes\":60,\"sealTo\":\"%s\"}' --wait\n", sealTo)
 	fmt.Fprintf(w, "open a TAP sealed to the demo key (the one command that prints a secret):\n")
-	fmt.Fprintf(w, "  authflow results --nats-url %s --subject adele.vance@contoso.example --json | authflow open --seed %s\n", natsURL, seedPath)
+	fmt.Fprintf(w, "  %s results --nats-url %s --subject adele.vance@contoso.example --json | %s open --seed %s --expect-sender %s\n", cli, natsURL, cli, seed, sealPub)
 	fmt.Fprintf(w, "look around:\n")
 	fmt.Fprintf(w, "  metrics:        %s/metrics\n", metricsURL)
 	fmt.Fprintf(w, "  a user:         curl %s/_emulator/users/%s\n", graphURL, demoUsers()[0].id)
-	fmt.Fprintf(w, "  dead letters:   authflow dlq list --nats-url %s\n", natsURL)
+	fmt.Fprintf(w, "  dead letters:   %s dlq list --nats-url %s\n", cli, natsURL)
 	fmt.Fprintln(w, "stop with Ctrl-C.")
+}
+
+// cliCommand is how the printed commands run this binary, so that they
+// work when pasted: "go run ./cmd/authflow" when it is a temporary binary
+// of go run (make run), "authflow" when that is this binary on PATH, and
+// otherwise its path (bin/authflow of make build, say).
+func cliCommand(exe string, lookPath func(string) (string, error)) string {
+	if exe == "" || isGoBuildTemp(exe) {
+		return "go run ./cmd/authflow"
+	}
+	if p, err := lookPath("authflow"); err == nil {
+		a, errA := os.Stat(p)
+		b, errB := os.Stat(exe)
+		if errA == nil && errB == nil && os.SameFile(a, b) {
+			return "authflow"
+		}
+	}
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, exe); err == nil && filepath.IsLocal(rel) {
+			exe = "." + string(filepath.Separator) + rel
+		}
+	}
+	return shellQuote(exe)
+}
+
+// isGoBuildTemp reports whether path is in a directory of the go command
+// (go-build...: its temporary work directories and its cache).
+func isGoBuildTemp(path string) bool {
+	for _, part := range strings.Split(filepath.ToSlash(path), "/") {
+		if strings.HasPrefix(part, "go-build") {
+			return true
+		}
+	}
+	return false
+}
+
+// shellQuote quotes s for a POSIX shell when it needs quotes.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:@,+=-") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

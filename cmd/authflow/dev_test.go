@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -122,5 +124,128 @@ func TestDevSmoke(t *testing.T) {
 	}
 	if strings.Contains(stdout, m[1]) || strings.Contains(devStderr, m[1]) || strings.Contains(results, m[1]) {
 		t.Fatal("the TAP appears in plain text outside authflow open")
+	}
+}
+
+// TestDevBannerCommands runs the commands dev prints once the demo is
+// done, as printed (the binary's part aside), and then interrupts dev,
+// which exits 0.
+func TestDevBannerCommands(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"dev", "--nats-listen", "127.0.0.1:0", "--graph-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"}, &stdout, &stderr)
+	}()
+	waitFor(t, "the next steps", func() bool { return strings.Contains(stdout.String(), "stop with Ctrl-C.") })
+
+	// The test binary is a go build temporary: the commands say go run.
+	const cli = "go run ./cmd/authflow "
+	_, steps, _ := strings.Cut(stdout.String(), "Send more events from another terminal:\n")
+	steps = strings.ReplaceAll(steps, "\\\n", "")
+	var ran int
+	for _, line := range strings.Split(steps, "\n") {
+		_, cmd, ok := strings.Cut(line, cli)
+		if !ok {
+			continue
+		}
+		first, second, piped := strings.Cut(cmd, " | "+cli)
+		args, err := shellWords(first)
+		if err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		code, out, errOut := runCLI(t, args...)
+		if piped {
+			args, err := shellWords(second)
+			if err != nil {
+				t.Fatalf("%q: %v", line, err)
+			}
+			code, out, errOut = runCLI(t, append(args, "--result", writeFile(t, "piped.json", out))...)
+		}
+		if code != 0 {
+			t.Errorf("%s\nexit %d, stdout %q, stderr %q", line, code, out, errOut)
+		}
+		ran++
+	}
+	if ran != 5 {
+		t.Fatalf("%d commands found, want 5, in\n%s", ran, stdout.String())
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("interrupted dev: exit %d, stderr %s", code, stderr.String())
+	}
+}
+
+// shellWords splits a command line as a POSIX shell would, for the
+// single-quoted words dev prints.
+func shellWords(s string) ([]string, error) {
+	var words []string
+	var word strings.Builder
+	inWord, quoted := false, false
+	for _, r := range s {
+		switch {
+		case quoted && r == '\'':
+			quoted = false
+		case quoted:
+			word.WriteRune(r)
+		case r == '\'':
+			quoted, inWord = true, true
+		case r == ' ' || r == '\t':
+			if inWord {
+				words = append(words, word.String())
+				word.Reset()
+				inWord = false
+			}
+		default:
+			word.WriteRune(r)
+			inWord = true
+		}
+	}
+	if quoted {
+		return nil, fmt.Errorf("unterminated quote in %q", s)
+	}
+	if inWord {
+		words = append(words, word.String())
+	}
+	return words, nil
+}
+
+func TestCLICommand(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	bin := filepath.Join(dir, "bin", "authflow")
+	other := filepath.Join(t.TempDir(), "authflow")
+	spaced := filepath.Join(t.TempDir(), "my tools", "authflow")
+	for _, p := range []string{bin, other, spaced} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	onPath := func(p string) func(string) (string, error) {
+		return func(string) (string, error) { return p, nil }
+	}
+	notOnPath := func(string) (string, error) { return "", exec.ErrNotFound }
+	tests := []struct {
+		name string
+		exe  string
+		look func(string) (string, error)
+		want string
+	}{
+		{"go run", "/tmp/go-build2755930999/b001/exe/authflow", onPath(other), "go run ./cmd/authflow"},
+		{"go run from the cache", "/root/.cache/go-build/3f/3f0c-d/authflow", notOnPath, "go run ./cmd/authflow"},
+		{"unknown", "", notOnPath, "go run ./cmd/authflow"},
+		{"this binary on PATH", other, onPath(other), "authflow"},
+		{"make build", bin, onPath(other), "./bin/authflow"},
+		{"elsewhere", other, notOnPath, other},
+		{"a path with a space", spaced, notOnPath, "'" + spaced + "'"},
+	}
+	for _, tt := range tests {
+		if got := cliCommand(tt.exe, tt.look); got != tt.want {
+			t.Errorf("%s: got %q, want %q", tt.name, got, tt.want)
+		}
 	}
 }

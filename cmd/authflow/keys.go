@@ -45,9 +45,9 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		hint = "a recipient: put the public key in data.tap.sealTo or data.sealTo and open results with authflow open --seed; " +
 			"a worker's seal key: give the file to every replica (authflow worker --seal-key-file) and the public key to recipients (authflow open --expect-sender)"
 	case "":
-		return usagef("keys: name what to make: new-signing or new-sealing")
+		return usagef("name what to make: new-signing or new-sealing")
 	default:
-		return usagef("keys: unknown %q: want new-signing or new-sealing", sub)
+		return usagef("unknown key kind %q: want new-signing or new-sealing", sub)
 	}
 	if err != nil {
 		return fmt.Errorf("create key: %w", err)

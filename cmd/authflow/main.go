@@ -40,6 +40,7 @@ func commands() map[string]command {
 		"check":    {"pre-flight checks: NATS, streams, ledger, Graph token and permissions", runCheck},
 		"emulator": {"serve the Microsoft Graph emulator over HTTP", runEmulator},
 		"bench":    {"measure throughput, latency, throttling and memory on this machine", runBench},
+		"version":  {"print the version, the VCS revision and the Go version of this binary", runVersion},
 	}
 }
 
@@ -61,19 +62,25 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmds := commands()
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
 		usage(stdout, cmds)
 		return 0
 	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args[0] = "version"
+	}
 	cmd, ok := cmds[args[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "authflow: unknown command %q\n\n", args[0])
-		usage(stderr, cmds)
+		fmt.Fprintf(stderr, "authflow: unknown command %q; 'authflow help' lists the commands\n", args[0])
 		return 2
 	}
 	err := cmd.run(ctx, args[1:], stdout, stderr)
+	var help *helpRequest
 	switch {
 	case err == nil:
+		return 0
+	case errors.As(err, &help):
+		help.print(stdout)
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
@@ -94,13 +101,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // printError prints err on w, each of its lines prefixed with the command.
+// A message that starts with the command itself ("dlq: ...", "dlq show:
+// ...") gets the prefix once: "authflow dlq show: ...".
 func printError(w io.Writer, cmd string, err error) {
 	msg := err.Error()
 	if msg == "" {
 		return
 	}
+	prefix := "authflow " + cmd + ": "
+	if rest, ok := strings.CutPrefix(msg, cmd+": "); ok {
+		msg = rest
+	} else if rest, ok := strings.CutPrefix(msg, cmd+" "); ok {
+		if word, tail, ok := strings.Cut(rest, ": "); ok && !strings.ContainsAny(word, " \n") {
+			prefix, msg = "authflow "+cmd+" "+word+": ", tail
+		}
+	}
 	for _, line := range strings.Split(msg, "\n") {
-		fmt.Fprintf(w, "authflow %s: %s\n", cmd, line)
+		fmt.Fprintf(w, "%s%s\n", prefix, line)
 	}
 }
 
@@ -124,45 +141,3 @@ type usageError struct{ msg string }
 func (e *usageError) Error() string { return e.msg }
 
 func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
-
-// newFlagSet returns a flag set for one subcommand that writes its help to stderr.
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("authflow "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
-}
-
-// parseFlags parses args, then fills every flag that was not given on the
-// command line from its AUTHFLOW_ environment twin. A bad value in the
-// environment is reported with the variable's name.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return &usageError{err.Error()}
-	}
-	if fs.NArg() > 0 && fs.Lookup("args-allowed") == nil {
-		return usagef("unexpected argument %q", fs.Arg(0))
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] || err != nil {
-			return
-		}
-		env := envName(f.Name)
-		if v, ok := os.LookupEnv(env); ok {
-			if e := fs.Set(f.Name, v); e != nil {
-				err = usagef("invalid value %q for %s (--%s): %v", v, env, f.Name, e)
-			}
-		}
-	})
-	return err
-}
-
-// envName maps a flag name to its environment twin: nats-url -> AUTHFLOW_NATS_URL.
-func envName(flagName string) string {
-	return "AUTHFLOW_" + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(flagName))
-}

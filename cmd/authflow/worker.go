@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -279,7 +280,9 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		log.Warn("no --seal-key-file: secrets are sealed from a key made for this process alone, so recipients cannot pin the sender (authflow open --expect-sender) and every replica and restart has another; see docs/cli.md",
 			"seal_key", w.SealPublicKey())
 	}
-	log.Info("authflow worker starting",
+	bi, _ := debug.ReadBuildInfo()
+	build := buildVersion(version, bi)
+	log.Info("authflow worker starting", "version", build.Version, "revision", build.Revision, "go", build.GoVersion,
 		"nats", redactURLs(mustURLs(&f.nats)), "graph", f.graph.describe(), "policy", f.policy,
 		"metrics", "http://"+ln.Addr().String()+"/metrics", "partitions", f.partitions,
 		"concurrency", f.concurrency, "replicas", f.replicas, "seal_key", w.SealPublicKey())
@@ -296,7 +299,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		log.Warn("NATS drain", "err", err)
 	}
 	if runErr != nil {
-		return fmt.Errorf("worker: %w", runErr)
+		return runErr
 	}
 	return nil
 }
