@@ -12,12 +12,13 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: run
-run: ## zero-setup demo: embedded JetStream + Graph emulator + worker + demo events
-	$(GO) run ./cmd/authflow dev
+run: build ## zero-setup demo: embedded JetStream + Graph emulator + worker + demo events
+	@# The built binary, not `go run`: go run exits 1 whenever it is interrupted, so Ctrl-C would end in "make: Error 1".
+	$(BIN) dev
 
 .PHONY: build
 build: ## build the authflow binary into bin/
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.version=$$(git describe --always --dirty 2>/dev/null)" -o $(BIN) ./cmd/authflow
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X github.com/authflow/authflow/worker.Version=$$(git describe --always --dirty 2>/dev/null)" -o $(BIN) ./cmd/authflow
 
 .PHONY: test
 test: ## vet and run every test (container tests skip without Docker, fail in CI), the concurrent packages also under -race

@@ -65,8 +65,6 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 	if g, ok := cfg.Graph.(interface{ Throttle() *graphclient.Throttle }); ok && g.Throttle() != nil {
 		cfg.Metrics.SetGraphLimit(g.Throttle().Limit)
 	}
-	version, revision, goVersion := BuildInfo()
-	log.Info("authflow worker starting", "version", version, "revision", revision, "go", goVersion)
 	w := &Worker{
 		cfg:     cfg,
 		js:      js,

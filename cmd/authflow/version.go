@@ -6,12 +6,9 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
-)
 
-// version is the release version, set by release builds and `make build`:
-// go build -ldflags "-X main.version=v1.2.3". Without it the module
-// version Go recorded is used.
-var version string
+	"github.com/authflow/authflow/worker"
+)
 
 // runVersion prints the version, the VCS revision and the Go version.
 func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -20,7 +17,7 @@ func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	bi, _ := debug.ReadBuildInfo()
-	fmt.Fprintln(stdout, versionLine(buildVersion(version, bi)))
+	fmt.Fprintln(stdout, versionLine(buildVersion(worker.Version, bi)))
 	return nil
 }
 
@@ -32,7 +29,9 @@ type buildInfo struct {
 	GoVersion string
 }
 
-// buildVersion reads the build of this binary from stamped (main.version)
+// buildVersion reads the build of this binary from stamped (worker.Version, which
+// release builds and `make build` set with -ldflags -X; the worker's
+// authflow_build_info reads the same variable)
 // and Go's build information (nil when there is none).
 func buildVersion(stamped string, bi *debug.BuildInfo) buildInfo {
 	b := buildInfo{Version: stamped, Revision: "unknown", GoVersion: runtime.Version()}

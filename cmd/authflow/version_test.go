@@ -11,7 +11,7 @@ import (
 func TestVersionCommand(t *testing.T) {
 	for _, args := range [][]string{{"version"}, {"--version"}} {
 		code, stdout, stderr := runCLI(t, args...)
-		// A test binary has no VCS stamp and no main.version: "devel".
+		// A test binary has no VCS stamp and no worker.Version: "devel".
 		want := regexp.MustCompile(`^authflow \S+ \(revision \S+(, modified)?\) ` + regexp.QuoteMeta(runtime.Version()+" "+runtime.GOOS+"/"+runtime.GOARCH) + "\n$")
 		if code != 0 || stderr != "" || !want.MatchString(stdout) {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, stdout, stderr)

@@ -281,7 +281,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			"seal_key", w.SealPublicKey())
 	}
 	bi, _ := debug.ReadBuildInfo()
-	build := buildVersion(version, bi)
+	build := buildVersion(worker.Version, bi)
 	log.Info("authflow worker starting", "version", build.Version, "revision", build.Revision, "go", build.GoVersion,
 		"nats", redactURLs(mustURLs(&f.nats)), "graph", f.graph.describe(), "policy", f.policy,
 		"metrics", "http://"+ln.Addr().String()+"/metrics", "partitions", f.partitions,
