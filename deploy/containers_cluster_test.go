@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -363,8 +364,9 @@ func (c *cluster) run(ctx context.Context, s containerSpec, extra ...testcontain
 	return testcontainers.Run(ctx, s.image, append(opts, extra...)...)
 }
 
-// copyFiles copies compose's bind-mounted files into a created container, read-only for its
-// user (root-owned, mode 0444). testcontainers' Files cannot: it extracts at "/", which
+// copyFiles copies compose's bind-mounted files into a created container with the owner,
+// group and mode they have on the host, as a bind mount shows them (the seal seed is
+// root:65532 0440, and the worker refuses a seed others may read). testcontainers' Files cannot: it extracts at "/", which
 // Docker refuses for a read-only root filesystem; extracting in the file's directory works
 // because that directory is a volume (see containerSpec.volumes).
 func (c *cluster) copyFiles(files []containerFile) testcontainers.ContainerHook {
@@ -374,9 +376,16 @@ func (c *cluster) copyFiles(files []containerFile) testcontainers.ContainerHook 
 			if err != nil {
 				return fmt.Errorf("copy %s: %w", f.host, err)
 			}
+			fi, err := os.Stat(f.host)
+			if err != nil {
+				return fmt.Errorf("copy %s: %w", f.host, err)
+			}
 			var buf bytes.Buffer
 			tw := tar.NewWriter(&buf)
-			hdr := &tar.Header{Name: path.Base(f.container), Mode: 0o444, Size: int64(len(data)), ModTime: time.Now()}
+			hdr := &tar.Header{Name: path.Base(f.container), Mode: int64(fi.Mode().Perm()), Size: int64(len(data)), ModTime: time.Now()}
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				hdr.Uid, hdr.Gid = int(st.Uid), int(st.Gid)
+			}
 			if err := tw.WriteHeader(hdr); err != nil {
 				return fmt.Errorf("copy %s: %w", f.host, err)
 			}
