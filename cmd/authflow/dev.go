@@ -32,6 +32,7 @@ type devFlags struct {
 	natsListen    string
 	graphListen   string
 	metricsListen string
+	ingressListen string
 	data          string
 	token         string
 	noDemo        bool
@@ -43,7 +44,7 @@ type devFlags struct {
 
 func (f *devFlags) validate() error {
 	for _, l := range []struct{ name, addr string }{
-		{"nats-listen", f.natsListen}, {"graph-listen", f.graphListen}, {"metrics-listen", f.metricsListen},
+		{"nats-listen", f.natsListen}, {"graph-listen", f.graphListen}, {"metrics-listen", f.metricsListen}, {"ingress-listen", f.ingressListen},
 	} {
 		if err := checkListen(l.name, l.addr); err != nil {
 			return err
@@ -72,6 +73,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fset.StringVar(&f.natsListen, "nats-listen", "127.0.0.1:4222", "`HOST:PORT` of the embedded NATS server (port 0: any free port)")
 	fset.StringVar(&f.graphListen, "graph-listen", "127.0.0.1:8080", "`HOST:PORT` of the Graph emulator (port 0: any free port)")
 	fset.StringVar(&f.metricsListen, "metrics-listen", "127.0.0.1:9090", "`HOST:PORT` of /metrics, /healthz and /readyz (a free port is taken when the default is busy)")
+	fset.StringVar(&f.ingressListen, "ingress-listen", "127.0.0.1:8090", "`HOST:PORT` of the HTTP ingress (authflow ingress with the development config; port 0: any free port)")
 	fset.StringVar(&f.data, "data", "", "keep JetStream's data in `DIR` (default: a temporary directory, removed at exit)")
 	fset.StringVar(&f.token, "graph-token", "dev-token", "the bearer token the emulator accepts")
 	fset.BoolVar(&f.noDemo, "no-demo", false, "seed the demo users but publish no demo events")
@@ -115,6 +117,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer metricsLn.Close() // in case the worker fails to start; Serve closes it otherwise
+	ingressLn, err := listen("ingress-listen", f.ingressListen)
+	if err != nil {
+		return err
+	}
+	defer ingressLn.Close()
 
 	dataDir := f.data
 	if dataDir == "" {
@@ -232,10 +239,19 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer stopWorker()
 
+	ing, err := startDevIngress(ctx, ingressLn, nc, log)
+	if err != nil {
+		return err
+	}
+	defer ing.Stop()
+
 	metricsURL := "http://" + metricsLn.Addr().String()
 	exe, _ := os.Executable()
 	cli := cliCommand(exe, exec.LookPath)
 	printDevBanner(p, natsURL, graphURL, f.token, metricsURL, dataDir, f.data == "", seedPath, sealPub)
+	for _, line := range ing.Banner {
+		fmt.Fprintln(p.w, line)
+	}
 
 	tracker := newDemoTracker()
 	if !f.noDemo {

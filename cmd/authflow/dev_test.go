@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/authflow/authflow/events"
 )
@@ -20,7 +22,7 @@ import (
 // TAP was issued, sealed to that key, and never printed by dev.
 func TestDevSmoke(t *testing.T) {
 	data := t.TempDir()
-	code, stdout, devStderr := runCLI(t, "dev", "--nats-listen", "127.0.0.1:0", "--graph-listen", "127.0.0.1:0",
+	code, stdout, devStderr := runCLI(t, "dev", "--nats-listen", "127.0.0.1:0", "--graph-listen", "127.0.0.1:0", "--ingress-listen", "127.0.0.1:0",
 		"--metrics-listen", "127.0.0.1:0", "--data", data, "--exit-after-demo")
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, devStderr)
@@ -94,7 +96,7 @@ func TestDevSmoke(t *testing.T) {
 		var out, errOut syncBuffer
 		done := make(chan int, 1)
 		go func() {
-			done <- run(ctx, []string{"dev", "--nats-listen", "127.0.0.1:0", "--graph-listen", "127.0.0.1:0",
+			done <- run(ctx, []string{"dev", "--nats-listen", "127.0.0.1:0", "--graph-listen", "127.0.0.1:0", "--ingress-listen", "127.0.0.1:0",
 				"--metrics-listen", "127.0.0.1:0", "--data", data, "--no-demo"}, &out, &errOut)
 		}()
 		waitFor(t, "the second start's banner", func() bool { return strings.Contains(out.String(), "stop with Ctrl-C") })
@@ -136,7 +138,7 @@ func TestDevBannerCommands(t *testing.T) {
 	var stdout, stderr syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"dev", "--nats-listen", "127.0.0.1:0", "--graph-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"}, &stdout, &stderr)
+		done <- run(ctx, []string{"dev", "--nats-listen", "127.0.0.1:0", "--graph-listen", "127.0.0.1:0", "--ingress-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"}, &stdout, &stderr)
 	}()
 	waitFor(t, "the next steps", func() bool { return strings.Contains(stdout.String(), "stop with Ctrl-C.") })
 
@@ -247,5 +249,54 @@ func TestCLICommand(t *testing.T) {
 		if got := cliCommand(tt.exe, tt.look); got != tt.want {
 			t.Errorf("%s: got %q, want %q", tt.name, got, tt.want)
 		}
+	}
+}
+
+// TestDevIngress: authflow dev serves the HTTP ingress with its
+// development config; an event posted with the dev bearer token is stored
+// (202), runs through the worker, and its result is printed.
+func TestDevIngress(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"dev", "--nats-listen", "127.0.0.1:0", "--graph-listen", "127.0.0.1:0", "--ingress-listen", "127.0.0.1:0",
+			"--metrics-listen", "127.0.0.1:0", "--no-demo"}, &stdout, &stderr)
+	}()
+	waitFor(t, "the banner", func() bool { return strings.Contains(stdout.String(), "HTTP ingress:") })
+	url := regexp.MustCompile(`HTTP ingress:\s+(http://127\.0\.0\.1:[1-9][0-9]*)/v1/events`).FindStringSubmatch(stdout.String())
+	if url == nil {
+		t.Fatalf("no ingress URL in the banner:\n%s", stdout.String())
+	}
+	if !strings.Contains(stdout.String(), "Bearer dev-token") || !strings.Contains(stdout.String(), "whsec_ZGV2LXdlYmhvb2stc2VjcmV0") {
+		t.Errorf("the banner does not print the dev credentials:\n%s", stdout.String())
+	}
+	body := fmt.Sprintf(`{"specversion":"1.0","id":"ingress-dev-1","source":"helpdesk/curl","type":%q,"subject":"adele.vance@contoso.example","time":%q,"data":{"phoneType":"office","phoneNumber":"+1 4255550199"}}`,
+		events.TypePhoneSet, time.Now().UTC().Format(time.RFC3339))
+	post := func(token string) int {
+		req, _ := http.NewRequest("POST", url[1]+"/v1/events", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/cloudevents+json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post("wrong"); code != 401 {
+		t.Errorf("a wrong token: %d, want 401", code)
+	}
+	if code := post("dev-token"); code != 202 {
+		t.Fatalf("POST /v1/events: %d, want 202", code)
+	}
+	waitFor(t, "the result", func() bool {
+		_, ok := lineWith(stdout.String(), "✔ succeeded", events.TypePhoneSet, "adele.vance@contoso.example")
+		return ok
+	})
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("dev exit %d\n%s", code, stderr.String())
 	}
 }

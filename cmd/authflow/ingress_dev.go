@@ -72,13 +72,10 @@ func devIngressConfig() (*ingress.Config, error) {
 	}, nil
 }
 
-// startDevIngress serves the development ingress on listen (HOST:PORT,
-// port 0 = any free port) over plain HTTP, publishing on nc, until ctx
-// ends or Stop is called. `authflow dev` calls it with --ingress-listen.
-func startDevIngress(ctx context.Context, listen string, nc *nats.Conn, log *slog.Logger) (*devIngress, error) {
-	if err := checkListen("ingress-listen", listen); err != nil {
-		return nil, err
-	}
+// startDevIngress serves the development ingress on ln (bound by the
+// caller, so a busy --ingress-listen fails the start with the other ports)
+// over plain HTTP, publishing on nc, until ctx ends or Stop is called.
+func startDevIngress(ctx context.Context, ln net.Listener, nc *nats.Conn, log *slog.Logger) (*devIngress, error) {
 	cfg, err := devIngressConfig()
 	if err != nil {
 		return nil, fmt.Errorf("dev ingress: %w", err)
@@ -86,10 +83,6 @@ func startDevIngress(ctx context.Context, listen string, nc *nats.Conn, log *slo
 	srv, err := ingress.New(ingress.Options{Config: cfg, NATS: nc, Logger: log.With("component", "ingress")})
 	if err != nil {
 		return nil, fmt.Errorf("dev ingress: %w", err)
-	}
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		return nil, usagef("--ingress-listen: %v", err)
 	}
 	hs := ingress.NewHTTPServer(srv.Handler(), nil, log)
 	done := make(chan struct{})

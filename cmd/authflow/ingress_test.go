@@ -183,7 +183,11 @@ func TestIngressDev(t *testing.T) {
 	ensureTopology(t, js)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	dev, err := startDevIngress(ctx, "127.0.0.1:0", nc, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ln, err := listen("ingress-listen", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := startDevIngress(ctx, ln, nc, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,7 @@ func TestBusyPorts(t *testing.T) {
 	busy := held.Addr().String()
 	policy := writeFile(t, "policy.yaml", testPolicy)
 	dev := func(flag string) []string {
-		args := []string{"dev", "--nats-listen", "127.0.0.1:0", "--graph-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"}
+		args := []string{"dev", "--nats-listen", "127.0.0.1:0", "--graph-listen", "127.0.0.1:0", "--ingress-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"}
 		for i := range args {
 			if args[i] == flag {
 				args[i+1] = busy
@@ -37,6 +37,7 @@ func TestBusyPorts(t *testing.T) {
 		{"dev nats", dev("--nats-listen"), "--nats-listen"},
 		{"dev graph", dev("--graph-listen"), "--graph-listen"},
 		{"dev metrics", dev("--metrics-listen"), "--metrics-listen"},
+		{"dev ingress", dev("--ingress-listen"), "--ingress-listen"},
 		{"emulator", []string{"emulator", "--token", "t", "--listen", busy}, "--listen"},
 		{"worker metrics", []string{"worker", "--policy", policy, "--graph-token", "t", "--metrics-listen", busy, "--nats-url", "nats://127.0.0.1:1"}, "--metrics-listen"},
 	}
