@@ -1,7 +1,6 @@
 package ingress
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -544,31 +543,8 @@ func (r *resolver) seed(p, ref string) (nkeys.KeyPair, *ConfigError) {
 	return kp, nil
 }
 
-// parseSeed reads an nkeys ed25519 seed: the first line starting with S
-// and a capital letter (the form `authflow keys new-signing` writes, which
-// may carry comment lines).
-func parseSeed(b []byte) (nkeys.KeyPair, error) {
-	var seed []byte
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) > 2 && line[0] == 'S' && line[1] >= 'A' && line[1] <= 'Z' {
-			seed = line
-			break
-		}
-	}
-	if seed == nil {
-		return nil, errors.New("holds no nkeys seed (a line starting with S)")
-	}
-	if bytes.HasPrefix(seed, []byte("SX")) {
-		return nil, errors.New("holds a curve (sealing) seed; a signing seed starts with SU (authflow keys new-signing)")
-	}
-	kp, err := nkeys.FromSeed(seed)
-	if err != nil {
-		return nil, fmt.Errorf("not an nkeys seed: %w", err)
-	}
-	return kp, nil
-}
+// parseSeed reads an nkeys ed25519 (signing) seed file's contents.
+func parseSeed(b []byte) (nkeys.KeyPair, error) { return events.ParseSeed(b, false) }
 
 func hashes(p string, in []string) ([][sha256.Size]byte, *ConfigError) {
 	if len(in) == 0 {

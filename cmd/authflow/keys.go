@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +9,8 @@ import (
 	"os"
 
 	"github.com/nats-io/nkeys"
+
+	"github.com/authflow/authflow/events"
 )
 
 // runKeys makes the two kinds of keys authflow uses: ed25519 signing keys
@@ -112,28 +112,9 @@ func readSeedFile(path string, curve bool) (nkeys.KeyPair, error) {
 
 // parseSeed finds the seed in the contents b of the file path.
 func parseSeed(path string, b []byte, curve bool) (nkeys.KeyPair, error) {
-	var seed []byte
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) > 2 && line[0] == 'S' && line[1] >= 'A' && line[1] <= 'Z' {
-			seed = line
-			break
-		}
-	}
-	if seed == nil {
-		return nil, fmt.Errorf("%s holds no nkeys seed (a line starting with S)", path)
-	}
-	isCurve := bytes.HasPrefix(seed, []byte("SX"))
-	switch {
-	case curve && !isCurve:
-		return nil, fmt.Errorf("%s holds a signing seed; a curve (sealing) seed starts with SX (authflow keys new-sealing)", path)
-	case !curve && isCurve:
-		return nil, fmt.Errorf("%s holds a curve (sealing) seed; a signing seed starts with SU (authflow keys new-signing)", path)
-	}
-	kp, err := nkeys.FromSeed(seed)
+	kp, err := events.ParseSeed(b, curve)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s %w", path, err)
 	}
 	return kp, nil
 }
