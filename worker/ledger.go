@@ -101,16 +101,23 @@ var errNATS = errors.New("NATS unavailable")
 var errCorrupt = errors.New("ledger record undecodable")
 
 func (l ledger) do(ctx context.Context, what string, fn func(ctx context.Context) error) error {
+	return natsCall(ctx, "ledger "+what, l.timeout, l.tries, fn)
+}
+
+// natsCall runs one call to NATS with timeout per try, up to tries times
+// while NATS is unreachable or slow (not when it answered), and marks what
+// is still failing then with errNATS.
+func natsCall(ctx context.Context, what string, timeout time.Duration, tries int, fn func(ctx context.Context) error) error {
 	var err error
-	for i := 0; i < max(1, l.tries); i++ {
+	for i := 0; i < max(1, tries); i++ {
 		if i > 0 {
 			select {
 			case <-time.After(time.Duration(i) * 200 * time.Millisecond):
 			case <-ctx.Done():
-				return fmt.Errorf("ledger %s: %w: %w", what, errNATS, ctx.Err())
+				return fmt.Errorf("%s: %w: %w", what, errNATS, ctx.Err())
 			}
 		}
-		cctx, cancel := context.WithTimeout(ctx, l.timeout)
+		cctx, cancel := context.WithTimeout(ctx, timeout)
 		err = fn(cctx)
 		cancel()
 		if err == nil || !retryableNATS(err) || ctx.Err() != nil {
@@ -118,7 +125,7 @@ func (l ledger) do(ctx context.Context, what string, fn func(ctx context.Context
 		}
 	}
 	if err != nil && retryableNATS(err) {
-		return fmt.Errorf("ledger %s: %w: %w", what, errNATS, err)
+		return fmt.Errorf("%s: %w: %w", what, errNATS, err)
 	}
 	return err
 }
