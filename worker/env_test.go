@@ -25,7 +25,7 @@ import (
 // env is one test's world: an embedded JetStream server, the Graph emulator
 // over HTTP, and a recipient key for sealed secrets.
 type env struct {
-	t         *testing.T
+	t         testing.TB
 	ns        *server.Server
 	nc        *nats.Conn
 	js        jetstream.JetStream
@@ -39,10 +39,10 @@ type env struct {
 	registry  *prometheus.Registry // of the last worker started
 }
 
-func newEnv(t *testing.T) *env { t.Helper(); return newEnvDir(t, "") }
+func newEnv(t testing.TB) *env { t.Helper(); return newEnvDir(t, "") }
 
 // newEnvDir is newEnv with the JetStream store in dir.
-func newEnvDir(t *testing.T, dir string) *env {
+func newEnvDir(t testing.TB, dir string) *env {
 	t.Helper()
 	ns := startNATS(t, dir)
 	nc := connect(t, ns)

@@ -132,3 +132,54 @@ func TestNATSRestartFencing(t *testing.T) {
 	t.Logf("deliveries handed back while another attempt held the lease: %d; attempts that stopped having lost it: %d",
 		strings.Count(logs, `"outcome":"busy"`), strings.Count(logs, "no longer owns the event"))
 }
+
+// BenchmarkNATSRestartDrain measures how long the TAP events in flight when
+// the NATS server restarts take to finish: 500 tap.issue events for 500
+// users over 64 partitions and two workers (so 64 are in flight at a
+// time; the partition design bounds it), emulator latency 50 ms, AckWait
+// 2 s. It reports drain_s, from the 100th result (when NATS restarts) to
+// the last; "baseline" is the same run without the restart, so the
+// difference is what the restart costs. Run:
+// go test -run '^$' -bench NATSRestartDrain -benchtime 1x ./worker/
+func BenchmarkNATSRestartDrain(b *testing.B) {
+	b.Run("restart", func(b *testing.B) { benchDrain(b, true) })
+	b.Run("baseline", func(b *testing.B) { benchDrain(b, false) })
+}
+
+func benchDrain(b *testing.B, restartNATS bool) {
+	for range b.N {
+		dir := b.TempDir()
+		e := newEnvDir(b, dir)
+		if err := e.graph.SetFaults(graphclienttest.Faults{LatencyMs: 50}); err != nil {
+			b.Fatal(err)
+		}
+		big := func(c *worker.Config) { c.Partitions, c.Concurrency = 64, 64 }
+		e.startWorker(big, func(c *worker.Config) { c.Instance = "w1" })
+		e.startWorker(big, func(c *worker.Config) { c.Instance = "w2" })
+		const n = 500
+		for i := range n {
+			id, upn := uid(5000+i), fmt.Sprintf("drain%d@contoso.example", i)
+			e.seed(id, upn)
+			e.send(fmt.Sprintf("d%d", i), events.TypeTAPIssue, upn, map[string]any{"lifetimeInMinutes": 60, "sealTo": e.sealTo})
+		}
+		for {
+			info, err := e.streamInfo(worker.ResultsStream)
+			if err == nil && info.State.Msgs >= 100 {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		restart := time.Now()
+		if restartNATS {
+			e.restartNATS(dir, 200*time.Millisecond)
+		}
+		res := e.results(n, 3*time.Minute)
+		drain := time.Since(restart)
+		for id, r := range res {
+			if r.Data.Status != events.StatusSucceeded {
+				b.Fatalf("%s: %s %+v", id, r.Data.Status, r.Data.Error)
+			}
+		}
+		b.ReportMetric(drain.Seconds(), "drain_s")
+	}
+}

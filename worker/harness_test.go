@@ -17,7 +17,7 @@ import (
 
 // startNATS runs an embedded JetStream server on 127.0.0.1 with its store in
 // dir (a t.TempDir when empty).
-func startNATS(t *testing.T, dir string) *server.Server {
+func startNATS(t testing.TB, dir string) *server.Server {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
@@ -42,7 +42,7 @@ func startNATS(t *testing.T, dir string) *server.Server {
 	return s
 }
 
-func connect(t *testing.T, s *server.Server) *nats.Conn {
+func connect(t testing.TB, s *server.Server) *nats.Conn {
 	t.Helper()
 	nc, err := nats.Connect(s.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	if err != nil {
@@ -52,7 +52,7 @@ func connect(t *testing.T, s *server.Server) *nats.Conn {
 	return nc
 }
 
-func jetStream(t *testing.T, nc *nats.Conn) jetstream.JetStream {
+func jetStream(t testing.TB, nc *nats.Conn) jetstream.JetStream {
 	t.Helper()
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -84,7 +84,7 @@ func (l *logBuffer) logger() *slog.Logger {
 }
 
 // streamMessages returns every message of a stream, oldest first.
-func streamMessages(t *testing.T, js jetstream.JetStream, stream string) []jetstream.Msg {
+func streamMessages(t testing.TB, js jetstream.JetStream, stream string) []jetstream.Msg {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -114,7 +114,7 @@ func streamMessages(t *testing.T, js jetstream.JetStream, stream string) []jetst
 	return out
 }
 
-func mustJSON(t *testing.T, v any) []byte {
+func mustJSON(t testing.TB, v any) []byte {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {
