@@ -122,6 +122,9 @@ func (w *Worker) Run(ctx context.Context) error {
 			for _, it := range iters {
 				it.Stop()
 			}
+			if ctx.Err() != nil {
+				return nil // stopped before it began consuming: nothing was taken
+			}
 			return fmt.Errorf("worker consumer %d: %w", p, err)
 		}
 		it, err := cons.Messages(
