@@ -494,3 +494,28 @@ func TestTraceParentReachesGraph(t *testing.T) {
 		t.Fatalf("only %d Graph requests seen for the user", n)
 	}
 }
+
+// TestRetriesExhausted: attempts are counted in the ledger; once
+// MaxAttempts of them ran, the event fails with retries_exhausted, its
+// attempts say how many ran, and it is dead-lettered.
+func TestRetriesExhausted(t *testing.T) {
+	e := newEnv(t)
+	e.startWorker(func(c *worker.Config) {
+		c.MaxAttempts = 2
+		r := graphclient.RetryPolicy{Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond, MaxElapsed: 100 * time.Millisecond}
+		c.Retry = &r
+	})
+	e.seed(uid(970), "exhaust@contoso.example")
+	if err := e.graph.SetFaults(graphclienttest.Faults{ErrorRate: 1, ErrorStatuses: []int{503}, Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	id := e.send("exhaust", events.TypePhoneSet, "exhaust@contoso.example", map[string]any{"phoneType": "mobile", "phoneNumber": "+1 4255550192"})
+	res := e.results(1, 30*time.Second)
+	r := res[id]
+	if r.Data.Status != events.StatusFailed || r.Data.Error.Code != events.CodeRetriesExhausted || r.Data.Attempts != 2 {
+		t.Fatalf("%s attempts %d %+v", r.Data.Status, r.Data.Attempts, r.Data.Error)
+	}
+	if dl := e.dlq(); len(dl) != 1 || dl[0].Headers().Get(worker.HeaderDLQReason) != string(events.CodeRetriesExhausted) {
+		t.Fatalf("dead letters: %d", len(dl))
+	}
+}

@@ -176,7 +176,7 @@ func (d *delivery) process(ctx context.Context) string {
 		}
 	}
 	exhausted := d.rec != nil && d.rec.State == stateInProgress && d.rec.Attempt >= w.cfg.MaxAttempts
-	if err := d.claim(ctx); err != nil {
+	if err := d.claim(ctx, !exhausted); err != nil {
 		if errors.Is(err, errLost) {
 			return outcomeAbandoned
 		}
@@ -291,8 +291,9 @@ func (d *delivery) afterError(ctx context.Context, ops []events.OpResult, err er
 
 // claim records the event as in progress under a fresh lease of this
 // attempt: a new record, a takeover of an interrupted attempt whose lease
-// lapsed, or a re-drive an operator asked for.
-func (d *delivery) claim(ctx context.Context) error {
+// lapsed, or a re-drive an operator asked for. run says whether this
+// attempt will run the plan (and so counts as one).
+func (d *delivery) claim(ctx context.Context, run bool) error {
 	w := d.w
 	now := w.cfg.Now()
 	var next record
@@ -308,7 +309,9 @@ func (d *delivery) claim(ctx context.Context) error {
 		}
 		next.State = stateInProgress
 	}
-	next.Attempt++
+	if run {
+		next.Attempt++
+	}
 	next.Owner, next.Token, next.Write = w.cfg.Instance, newUUID(), 1
 	next.LeaseUntil = now.Add(w.cfg.AckWait)
 	if next.Received.IsZero() {
