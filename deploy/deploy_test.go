@@ -1859,6 +1859,7 @@ func permServer(t *testing.T) (*server.Server, map[string]string) {
 		},
 		{Name: "AUTHFLOW_RESULTS", Subjects: []string{"authflow.results.>"}},
 		{Name: "AUTHFLOW_DLQ", Subjects: []string{"authflow.dlq.>"}},
+		{Name: "AUTHFLOW_PRIORITY", Subjects: []string{"authflow.priority.>"}, Retention: jetstream.WorkQueuePolicy},
 	}
 	for _, sc := range streams {
 		if _, err := js.CreateStream(ctx, sc); err != nil {
@@ -2070,7 +2071,7 @@ func TestNATSPermissions(t *testing.T) {
 	t.Run("worker", func(t *testing.T) {
 		js, viol := wjs, wviol
 
-		for _, name := range []string{"AUTHFLOW_EVENTS", "AUTHFLOW_RESULTS", "AUTHFLOW_DLQ"} {
+		for _, name := range []string{"AUTHFLOW_EVENTS", "AUTHFLOW_RESULTS", "AUTHFLOW_DLQ", "AUTHFLOW_PRIORITY"} {
 			allowed(t, "stream info "+name, func(ctx context.Context) error {
 				_, err := js.Stream(ctx, name)
 				return err
@@ -2192,8 +2193,9 @@ func TestNATSPermissions(t *testing.T) {
 			return err
 		})
 		if len(seqs) == 2 {
-			// A dead letter is made from the delivered message: no reading by sequence.
-			denied(t, viol, "read an event by sequence", "$JS.API.STREAM.MSG.GET.AUTHFLOW_EVENTS", func(ctx context.Context) error {
+			// The interactive lane reads an event, and the earlier events of its key, by
+			// sequence.
+			allowed(t, "read an event by sequence", func(ctx context.Context) error {
 				st, err := js.Stream(ctx, "AUTHFLOW_EVENTS")
 				if err != nil {
 					return err
@@ -2202,6 +2204,10 @@ func TestNATSPermissions(t *testing.T) {
 				return err
 			})
 		}
+		allowed(t, "publish an interactive pointer", func(ctx context.Context) error {
+			_, err := js.Publish(ctx, "authflow.priority.k", nil)
+			return err
+		})
 		subscribeDenied(t, wnc, "authflow.events.>")
 		subscribeDenied(t, wnc, "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.AUTHFLOW_EVENTS.>")
 		subscribeDenied(t, wnc, ">")

@@ -26,6 +26,47 @@ type Policy struct {
 	tap           tapBounds
 	sources       map[string]*sourcePolicy // by source; "*" matches any source not listed
 	protected     protectedUsers
+	// interactivePrefixes: sources whose name starts with one of these are
+	// interactive unless their entry says otherwise (DevPolicy's helpdesk/).
+	interactivePrefixes []string
+}
+
+// Priority classes of sources (policy sources.<name>.priority).
+const (
+	// PriorityInteractive is for a person waiting (a helpdesk call): its
+	// events go ahead of any bulk backlog.
+	PriorityInteractive = "interactive"
+	// PriorityBulk is the default: HR feeds, reconciliation, scripts.
+	PriorityBulk = "bulk"
+)
+
+// Priority is the class of events from source: interactive or bulk.
+func (p *Policy) Priority(source string) string {
+	if sp := p.sources[source]; sp != nil && sp.priority != "" {
+		return sp.priority
+	}
+	for _, pre := range p.interactivePrefixes {
+		if strings.HasPrefix(source, pre) {
+			return PriorityInteractive
+		}
+	}
+	if sp := p.sources["*"]; sp != nil && sp.priority != "" && p.sources[source] == nil {
+		return sp.priority
+	}
+	return PriorityBulk
+}
+
+// HasInteractive reports whether any source can be interactive.
+func (p *Policy) HasInteractive() bool {
+	if len(p.interactivePrefixes) > 0 {
+		return true
+	}
+	for _, sp := range p.sources {
+		if sp.priority == PriorityInteractive {
+			return true
+		}
+	}
+	return false
 }
 
 type tapBounds struct {
@@ -39,6 +80,7 @@ type sourcePolicy struct {
 	requireSignature    bool
 	keys                []string // pinned ed25519 nkeys public keys
 	requireVerification map[string]bool
+	priority            string // "" (bulk), interactive or bulk
 }
 
 type protectedUsers struct {
@@ -62,9 +104,10 @@ const (
 func (p *Policy) MaxAge() time.Duration { return p.maxAge }
 
 // DevPolicy accepts every event type from every source, with no signatures,
-// no protected users and Graph's full TAP range. It is insecure, for
-// `authflow dev` and tests only. A signature that is present is still
-// checked, against the signer key it names.
+// no protected users and Graph's full TAP range; sources whose name starts
+// with helpdesk/ are interactive. It is insecure, for `authflow dev` and
+// tests only. A signature that is present is still checked, against the
+// signer key it names.
 func DevPolicy() *Policy {
 	all := map[string]bool{"*": true}
 	return &Policy{
@@ -72,6 +115,8 @@ func DevPolicy() *Policy {
 		maxFutureSkew: DefaultMaxFutureSkew,
 		tap:           tapBounds{minLifetime: 10, maxLifetime: 43200, allowMultiUse: true, maxStartDelay: 30 * 24 * time.Hour},
 		sources:       map[string]*sourcePolicy{"*": {types: all}},
+
+		interactivePrefixes: []string{"helpdesk/"},
 	}
 }
 
@@ -314,8 +359,17 @@ func parseSource(n *yaml.Node, field string) (*sourcePolicy, *PolicyError) {
 			sp.keys = keys
 		case "requireVerification":
 			verification = m.val
+		case "priority":
+			s, err := stringValue(m.val, f)
+			if err != nil {
+				return nil, err
+			}
+			if s != PriorityInteractive && s != PriorityBulk {
+				return nil, nodeError(m.val, f, "must be interactive or bulk")
+			}
+			sp.priority = s
 		default:
-			return nil, nodeError(m.keyNode, f, "unknown setting (known: types, signature, keys, requireVerification)")
+			return nil, nodeError(m.keyNode, f, "unknown setting (known: types, signature, keys, requireVerification, priority)")
 		}
 	}
 	if sp.types == nil {

@@ -341,3 +341,26 @@ func TestDevPolicy(t *testing.T) {
 		t.Errorf("DevPolicy accepted a bad signature: %v", err)
 	}
 }
+
+func TestPolicyPriority(t *testing.T) {
+	t.Parallel()
+	p, err := ParsePolicy([]byte("version: 1\nsources:\n  helpdesk/sn:\n    types: [\"*\"]\n    priority: interactive\n  hr/workday:\n    types: [\"*\"]\n  \"*\":\n    types: [authflow.methods.inventory.v1]\n    priority: bulk\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for src, want := range map[string]string{"helpdesk/sn": PriorityInteractive, "hr/workday": PriorityBulk, "other": PriorityBulk} {
+		if got := p.Priority(src); got != want {
+			t.Errorf("Priority(%s) = %s, want %s", src, got, want)
+		}
+	}
+	if !p.HasInteractive() {
+		t.Error("HasInteractive = false")
+	}
+	dev := DevPolicy()
+	if dev.Priority("helpdesk/anything") != PriorityInteractive || dev.Priority("hr/x") != PriorityBulk {
+		t.Error("dev policy: helpdesk/ sources must be interactive, others bulk")
+	}
+	if _, err := ParsePolicy([]byte("version: 1\nsources:\n  a:\n    types: [\"*\"]\n    priority: urgent\n")); err == nil || !strings.Contains(err.Error(), "interactive or bulk") {
+		t.Errorf("bad priority: %v", err)
+	}
+}

@@ -84,6 +84,23 @@ func (h *hold) save(ctx context.Context, change func(r *record)) error {
 	return nil
 }
 
+// release ends the lease early (best effort): the attempt stops here and
+// will not write to Graph again, so the next attempt need not wait.
+func (h *hold) release(ctx context.Context) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.lost != nil || h.rec.State != stateInProgress {
+		return
+	}
+	next := cloneRecord(h.rec)
+	next.Write++
+	next.LeaseUntil = h.now().Add(-2 * h.skew)
+	if rev, err := h.l.update(ctx, h.key, next, h.rev); err == nil {
+		h.rec, h.rev = next, rev
+	}
+	h.lost = errLeaseExpired // nothing more from this attempt
+}
+
 // renew extends the lease; a finished record needs none.
 func (h *hold) renew(ctx context.Context) error {
 	h.mu.Lock()

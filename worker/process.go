@@ -55,7 +55,7 @@ type delivery struct {
 // a crash, a lost lease or shutdown — no ack at all, so the server
 // redelivers. A panic ends the event as failed (internal) with a dead
 // letter instead of crashing every replica in turn.
-func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
+func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) string {
 	w.metrics.inFlight.Inc()
 	defer w.metrics.inFlight.Dec()
 
@@ -64,7 +64,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	if err != nil {
 		w.log.Error("message without metadata; handing back", "err", err)
 		_ = msg.NakWithDelay(time.Second)
-		return
+		return outcomeRetry
 	}
 	d.md = md
 	outcome := d.protected(ctx, d.process)
@@ -87,6 +87,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		log = log.With("event_id", d.ev.ID, "source", d.ev.Source)
 	}
 	log.Info("event handled", "ms", w.cfg.Now().Sub(d.received).Milliseconds())
+	return outcome
 }
 
 // protected runs fn and turns a panic into a failed result (internal) with
@@ -122,7 +123,7 @@ func (d *delivery) afterPanic(ctx context.Context, p any) (outcome string) {
 // that crashes on it, NATS failing every publish): past it the message is
 // dead-lettered and terminated without decoding it. Attempts that ran the
 // plan are bounded by MaxAttempts through the ledger.
-func (w *Worker) hardCap() int { return 4*w.cfg.MaxAttempts + 4 }
+func (w *Worker) hardCap() int { return 20*w.cfg.MaxAttempts + 20 }
 
 func (d *delivery) process(ctx context.Context) string {
 	w := d.w
@@ -378,6 +379,11 @@ func (d *delivery) done(ctx context.Context, i int, res []events.OpResult) error
 // retryLater hands the event back to JetStream with a growing delay. The
 // partition waits meanwhile: that is the price of per-user order.
 func (d *delivery) retryLater(cause error) string {
+	if d.h != nil {
+		// Handing back: this attempt writes nothing more, so whoever has the
+		// event next need not wait for the lease to lapse.
+		d.h.release(context.Background())
+	}
 	n := int(d.md.NumDelivered)
 	delay := redeliveryDelay(d.w.cfg.RedeliveryDelay, n)
 	d.w.log.Warn("handing event back for a later attempt", "delivery", n, "delay", delay.String(), "err", cause)
@@ -393,7 +399,9 @@ func (d *delivery) retryLater(cause error) string {
 func (d *delivery) busy(wait time.Duration) string {
 	d.w.log.Info("event held by another attempt; handing it back until its lease lapses",
 		"event_id", d.ev.ID, "lease", describeLease(d.rec, d.w.cfg.Now()))
-	wait += time.Duration(rand.Int64N(int64(100 * time.Millisecond)))
+	// Look again soon: the other attempt may finish long before its lease
+	// would lapse.
+	wait = min(wait, 2*time.Second) + time.Duration(rand.Int64N(int64(100*time.Millisecond)))
 	if err := d.msg.NakWithDelay(wait); err != nil {
 		d.w.log.Warn("nak failed (NATS); the server redelivers after AckWait", "err", err)
 	}

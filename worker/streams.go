@@ -128,6 +128,16 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, t Topology) (je
 			Duplicates:  t.ResultsDuplicates,
 		},
 		{
+			Name:        PriorityStream,
+			Description: "authflow interactive lane: pointers (stream sequences) to events of interactive sources",
+			Subjects:    []string{PrioritySubjectPrefix + ">"},
+			Retention:   jetstream.WorkQueuePolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    t.Replicas,
+			MaxAge:      t.EventsMaxAge,
+			Duplicates:  2 * time.Minute,
+		},
+		{
 			Name:        DLQStream,
 			Description: "authflow dead letters: original bytes and headers, reason, attempts",
 			Subjects:    []string{DLQSubjectPrefix + ">"},
@@ -167,6 +177,22 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, t Topology) (je
 		kv, err = js.CreateOrUpdateKeyValue(ctx, kvc)
 		if err != nil {
 			return nil, fmt.Errorf("ensure ledger bucket: %w", err)
+		}
+	}
+	lane := jetstream.ConsumerConfig{
+		Durable:     interactiveConsumer,
+		Description: "authflow interactive lane, shared by every replica",
+		AckPolicy:   jetstream.AckExplicitPolicy,
+		AckWait:     t.AckWait,
+		// Many at once: order within a key is kept by the worker (earlier
+		// events of the key first) and the ledger leases, not by the consumer.
+		MaxAckPending: 1000,
+		MaxDeliver:    -1,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+	if c, err := js.Consumer(ctx, PriorityStream, lane.Durable); err != nil || !sameConsumer(c.CachedInfo().Config, lane) {
+		if _, err := js.CreateOrUpdateConsumer(ctx, PriorityStream, lane); err != nil {
+			return nil, fmt.Errorf("ensure consumer %s: %w", lane.Durable, err)
 		}
 	}
 	for p := 0; p < t.Partitions; p++ {

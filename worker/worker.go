@@ -144,6 +144,17 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.consume(ctx, work, it)
 		}()
 	}
+	if w.cfg.Policy.HasInteractive() {
+		if err := w.runInteractiveLane(ctx, work, &wg); err != nil {
+			for _, it := range iters {
+				it.Stop()
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
 	stopStats := w.pollConsumerStats(ctx)
 	w.setReady(true)
 	w.log.Info("worker running", "partitions", w.cfg.Partitions, "concurrency", w.cfg.Concurrency, "seal_key", w.SealPublicKey())

@@ -1,0 +1,332 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/authflow/authflow/events"
+)
+
+// The interactive lane. The partition consumers apply events in stream
+// order, so an event from a person waiting (a helpdesk call) would queue
+// behind every bulk event hashed to its partition. Sources the policy marks
+// `priority: interactive` therefore also take a second way in:
+//
+//   - a scanner in each replica reads the events stream with an ordered
+//     consumer (no acks, fast) from the oldest event no partition has acked
+//     yet, and for each event of an interactive source publishes a pointer
+//     (its stream sequence) to authflow.priority.<key> in the work-queue
+//     stream AUTHFLOW_PRIORITY, deduplicated by Nats-Msg-Id prio:<seq>;
+//   - the durable consumer authflow-interactive hands the pointers out to
+//     every replica, many at a time; for each, the worker reads the event by
+//     sequence and first applies, in stream order, every earlier event of
+//     the same key that the partition has not acked yet (priority
+//     inheritance: direct gets by subject from the partition's ack floor),
+//     then the event itself.
+//
+// Every event is still handled by the one settle path, claimed through its
+// ledger lease: when the partition consumer reaches an event the lane
+// already applied, the ledger answers with the stored result; when both
+// reach one at once, the lease lets one run and the other waits. So the
+// order of one key's events stays the stream order, and each takes effect
+// once.
+const (
+	PriorityStream        = "AUTHFLOW_PRIORITY"
+	PrioritySubjectPrefix = "authflow.priority."
+	interactiveConsumer   = "authflow-interactive"
+	// HeaderEventSequence is the stream sequence (in AUTHFLOW_EVENTS) a
+	// pointer names.
+	HeaderEventSequence = "Authflow-Event-Sequence"
+)
+
+// interactiveSlots is how many interactive events one replica runs at once,
+// beside Concurrency.
+func (w *Worker) interactiveSlots() int { return max(4, w.cfg.Concurrency/4) }
+
+// runInteractiveLane starts the scanner and the interactive consumer; they
+// stop when ctx ends, after the events in hand are done (work).
+func (w *Worker) runInteractiveLane(ctx, work context.Context, wg *sync.WaitGroup) error {
+	cons, err := w.js.Consumer(ctx, PriorityStream, interactiveConsumer)
+	if err != nil {
+		return fmt.Errorf("worker interactive consumer: %w", err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(w.interactiveSlots()), jetstream.PullExpiry(5*time.Second))
+	if err != nil {
+		return fmt.Errorf("worker interactive consumer: %w", err)
+	}
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		w.scan(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		<-ctx.Done()
+		it.Drain()
+	}()
+	slots := make(chan struct{}, w.interactiveSlots())
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var running sync.WaitGroup
+		defer running.Wait()
+		for {
+			msg, err := it.Next()
+			if err != nil {
+				if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
+					return
+				}
+				w.log.Warn("interactive pull failed (NATS)", "err", err)
+				select {
+				case <-time.After(time.Second):
+				case <-ctx.Done():
+					return
+				}
+				continue
+			}
+			stop := w.keepAlive(msg)
+			slots <- struct{}{}
+			running.Add(1)
+			go func() {
+				defer running.Done()
+				defer func() { <-slots }()
+				defer stop()
+				w.interactive(work, msg)
+			}()
+		}
+	}()
+	return nil
+}
+
+// scan publishes a pointer for every event of an interactive source, from
+// the oldest event the partitions have not acked on, and follows the
+// stream. It restarts after errors from where it stopped.
+func (w *Worker) scan(ctx context.Context) {
+	next := w.ackFloor(ctx) + 1
+	for ctx.Err() == nil {
+		cons, err := w.js.OrderedConsumer(ctx, EventsStream, jetstream.OrderedConsumerConfig{
+			DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: next,
+		})
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Warn("interactive scan: ordered consumer (NATS)", "err", err)
+				sleepCtx(ctx, time.Second)
+			}
+			continue
+		}
+		it, err := cons.Messages()
+		if err != nil {
+			w.log.Warn("interactive scan (NATS)", "err", err)
+			sleepCtx(ctx, time.Second)
+			continue
+		}
+		stopIt := context.AfterFunc(ctx, it.Stop)
+		for {
+			msg, err := it.Next()
+			if err != nil {
+				break
+			}
+			md, err := msg.Metadata()
+			if err != nil {
+				continue
+			}
+			if src, _, _ := events.PeekIdentity(msg.Data()); src != "" && w.cfg.Policy.Priority(src) == events.PriorityInteractive {
+				if err := w.point(ctx, msg.Subject(), md.Sequence.Stream); err != nil {
+					w.log.Warn("interactive scan: pointer not published; the partition will run the event", "err", err)
+				}
+			}
+			next = md.Sequence.Stream + 1
+		}
+		stopIt()
+		it.Stop()
+	}
+}
+
+// point publishes the pointer to the event at seq (stored subject subject).
+func (w *Worker) point(ctx context.Context, subject string, seq uint64) error {
+	m := nats.NewMsg(PrioritySubjectPrefix + keyOfStoredSubject(subject))
+	s := strconv.FormatUint(seq, 10)
+	m.Header.Set(HeaderEventSequence, s)
+	return w.publish(ctx, "interactive pointer", m, "prio:"+s)
+}
+
+// ackFloor is the lowest ack floor of the partition consumers that still
+// have events to deliver or to be acked: every event at or below it has been
+// applied. With every partition idle it is the stream's last sequence.
+func (w *Worker) ackFloor(ctx context.Context) uint64 {
+	cctx, cancel := context.WithTimeout(ctx, w.cfg.NATSTimeout)
+	defer cancel()
+	s, err := w.js.Stream(cctx, EventsStream)
+	if err != nil {
+		return 0 // scan everything rather than miss an event
+	}
+	floor := s.CachedInfo().State.LastSeq
+	for p := 0; p < w.cfg.Partitions; p++ {
+		c, err := w.js.Consumer(cctx, EventsStream, consumerName(p))
+		if err != nil {
+			return 0
+		}
+		info := c.CachedInfo()
+		if info.NumPending == 0 && info.NumAckPending == 0 {
+			continue
+		}
+		floor = min(floor, info.AckFloor.Stream)
+	}
+	return floor
+}
+
+func (w *Worker) partitionFloor(ctx context.Context, p int) (uint64, error) {
+	cctx, cancel := context.WithTimeout(ctx, w.cfg.NATSTimeout)
+	defer cancel()
+	c, err := w.js.Consumer(cctx, EventsStream, consumerName(p))
+	if err != nil {
+		return 0, err
+	}
+	return c.CachedInfo().AckFloor.Stream, nil
+}
+
+// interactive handles one pointer: the earlier unacked events of its key,
+// in order, then its event; the pointer is acked once all are applied, and
+// handed back with a delay when one of them must be retried later.
+func (w *Worker) interactive(ctx context.Context, ptr jetstream.Msg) {
+	seq, err := strconv.ParseUint(ptr.Headers().Get(HeaderEventSequence), 10, 64)
+	if err != nil {
+		w.log.Error("interactive pointer without a sequence; dropping it", "err", err)
+		_ = ptr.Term()
+		return
+	}
+	stream, err := w.js.Stream(ctx, EventsStream)
+	if err != nil {
+		_ = ptr.NakWithDelay(time.Second)
+		return
+	}
+	ev, err := w.getStored(ctx, stream, seq, "")
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		_ = ptr.Ack() // gone (aged out): nothing to do
+		return
+	}
+	if err != nil {
+		w.log.Warn("interactive: read event (NATS)", "seq", seq, "err", err)
+		_ = ptr.NakWithDelay(time.Second)
+		return
+	}
+	var floor uint64
+	if p, ok := partitionOfStored(ev.Subject); ok {
+		if floor, err = w.partitionFloor(ctx, p); err != nil {
+			_ = ptr.NakWithDelay(time.Second)
+			return
+		}
+	}
+	// Priority inheritance: the key's earlier events first, in order.
+	for from := floor + 1; from < seq; {
+		m, err := w.getStored(ctx, stream, from, ev.Subject)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			_ = ptr.NakWithDelay(time.Second)
+			return
+		}
+		if m.Sequence >= seq {
+			break
+		}
+		if !w.applyStored(ctx, m) {
+			_ = ptr.NakWithDelay(w.cfg.RedeliveryDelay)
+			return
+		}
+		from = m.Sequence + 1
+	}
+	if !w.applyStored(ctx, ev) {
+		_ = ptr.NakWithDelay(w.cfg.RedeliveryDelay)
+		return
+	}
+	actx, cancel := context.WithTimeout(ctx, w.cfg.NATSTimeout)
+	defer cancel()
+	_ = ptr.DoubleAck(actx)
+}
+
+func (w *Worker) getStored(ctx context.Context, s jetstream.Stream, seq uint64, subject string) (*jetstream.RawStreamMsg, error) {
+	var m *jetstream.RawStreamMsg
+	err := natsCall(ctx, "read event", w.cfg.NATSTimeout, 3, func(ctx context.Context) error {
+		var err error
+		if subject == "" {
+			m, err = s.GetMsg(ctx, seq)
+		} else {
+			m, err = s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		}
+		return err
+	})
+	return m, err
+}
+
+// applyStored runs a stored event through the one handling path until it
+// has its result; false when it must be retried later.
+func (w *Worker) applyStored(ctx context.Context, m *jetstream.RawStreamMsg) bool {
+	deadline := time.Now().Add(w.cfg.AttemptTimeout)
+	for {
+		switch outcome := w.handle(ctx, &storedMsg{m: m}); outcome {
+		case outcomeSucceeded, outcomeFailed, outcomeRejected, outcomeDuplicate:
+			return true
+		case outcomeBusy:
+			// Another attempt holds it (the partition, or another replica):
+			// wait for it to finish or its lease to lapse.
+			if time.Now().After(deadline) || !sleepCtx(ctx, 200*time.Millisecond) {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+}
+
+// partitionOfStored reads p of a stored subject authflow.events.<p>.<key>.
+func partitionOfStored(subject string) (int, bool) {
+	rest, ok := strings.CutPrefix(subject, EventsSubjectPrefix)
+	if !ok {
+		return 0, false
+	}
+	ps, _, ok := strings.Cut(rest, ".")
+	if !ok {
+		return 0, false
+	}
+	p, err := strconv.Atoi(ps)
+	return p, err == nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-time.After(d):
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// storedMsg is an event read from the stream by sequence, handled outside
+// its partition's delivery: acks and naks are no-ops (the partition's own
+// delivery of the same event is answered from the ledger when it comes).
+type storedMsg struct{ m *jetstream.RawStreamMsg }
+
+func (s *storedMsg) Metadata() (*jetstream.MsgMetadata, error) {
+	return &jetstream.MsgMetadata{Sequence: jetstream.SequencePair{Stream: s.m.Sequence}, NumDelivered: 1,
+		Stream: EventsStream, Timestamp: s.m.Time}, nil
+}
+func (s *storedMsg) Data() []byte                     { return s.m.Data }
+func (s *storedMsg) Headers() nats.Header             { return s.m.Header }
+func (s *storedMsg) Subject() string                  { return s.m.Subject }
+func (s *storedMsg) Reply() string                    { return "" }
+func (s *storedMsg) Ack() error                       { return nil }
+func (s *storedMsg) DoubleAck(context.Context) error  { return nil }
+func (s *storedMsg) Nak() error                       { return nil }
+func (s *storedMsg) NakWithDelay(time.Duration) error { return nil }
+func (s *storedMsg) InProgress() error                { return nil }
+func (s *storedMsg) Term() error                      { return nil }
+func (s *storedMsg) TermWithReason(string) error      { return nil }
