@@ -1306,8 +1306,97 @@ func TestCompose(t *testing.T) {
 			}
 		})
 	}
+	// The host reaches the cluster through every node, not one: a client listing all three
+	// survives the loss of any.
+	for _, name := range []string{"nats-1", "nats-2", "nats-3"} {
+		published := slices.ContainsFunc(c.Services[name].Ports, func(n yaml.Node) bool {
+			p, err := containerPort(n.Value)
+			return err == nil && p == "4222/tcp"
+		})
+		if !published {
+			t.Errorf("%s must publish its client port 4222 on 127.0.0.1 (the host reaches every node)", name)
+		}
+	}
 	if hostPorts["4222"] != "nats-1" {
-		t.Errorf("nats-1 must publish 127.0.0.1:4222 for `authflow send` from the host")
+		t.Errorf("nats-1 must publish 127.0.0.1:4222, the port the docs' first examples use")
+	}
+}
+
+// TestComposeConfig: every compose implementation on this machine, v2 (`docker compose`)
+// and v1 (`docker-compose`), accepts compose.yaml. Where neither is installed the test skips,
+// except in CI.
+func TestComposeConfig(t *testing.T) {
+	tools := [][]string{{"docker", "compose"}, {"docker-compose"}}
+	ran := 0
+	for _, tool := range tools {
+		name := strings.Join(tool, " ")
+		if _, err := exec.LookPath(tool[0]); err != nil {
+			continue
+		}
+		if len(tool) == 2 {
+			if err := exec.Command(tool[0], tool[1], "version").Run(); err != nil {
+				continue // the docker CLI without the compose plugin
+			}
+		}
+		ran++
+		args := append(slices.Clone(tool[1:]), "-p", "authflow", "-f", "compose.yaml", "config", "--quiet")
+		cmd := exec.Command(tool[0], args...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("%s config: %v\n%s", name, err, out)
+		}
+	}
+	if ran == 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("neither `docker compose` nor `docker-compose` is installed (CI is set: compose.yaml must be checked)")
+		}
+		t.Skip("neither `docker compose` nor `docker-compose` is installed")
+	}
+}
+
+// TestMakefileCompose: the Makefile runs `docker compose` where the plugin answers, else
+// `docker-compose`, and COMPOSE=... overrides the choice.
+func TestMakefileCompose(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("make not installed")
+	}
+	// A fake docker whose `compose version` succeeds or fails, first in PATH.
+	fakeDocker := func(t *testing.T, plugin bool) string {
+		dir := t.TempDir()
+		code := "1"
+		if plugin {
+			code = "0"
+		}
+		script := "#!/bin/sh\n[ \"$1\" = compose ] && [ \"$2\" = version ] && exit " + code + "\nexit 1\n"
+		if err := os.WriteFile(filepath.Join(dir, "docker"), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return dir + string(os.PathListSeparator) + os.Getenv("PATH")
+	}
+	tests := []struct {
+		name   string
+		plugin bool
+		args   []string
+		want   string
+	}{
+		{"v2 plugin present", true, nil, "docker compose -p authflow -f deploy/compose.yaml down -v"},
+		{"no v2 plugin", false, nil, "docker-compose -p authflow -f deploy/compose.yaml down -v"},
+		{"COMPOSE names v1", true, []string{"COMPOSE=docker-compose"}, "docker-compose -p authflow -f deploy/compose.yaml down -v"},
+		{"COMPOSE names v2", false, []string{"COMPOSE=docker compose"}, "docker compose -p authflow -f deploy/compose.yaml down -v"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command("make", append([]string{"-s", "-n", "-C", "..", "compose-down"}, tt.args...)...)
+			cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool {
+				return strings.HasPrefix(kv, "COMPOSE=") || strings.HasPrefix(kv, "PATH=") || strings.HasPrefix(kv, "MAKEFLAGS=")
+			}), "PATH="+fakeDocker(t, tt.plugin))
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("make -n compose-down: %v\n%s", err, out)
+			}
+			if got := strings.TrimSpace(string(out)); got != tt.want {
+				t.Errorf("make -n compose-down %v = %q, want %q", tt.args, got, tt.want)
+			}
+		})
 	}
 }
 
