@@ -39,20 +39,23 @@ lint: ## gofmt and go vet
 emulator: ## run the Graph emulator on 127.0.0.1:8080 with token dev-token
 	$(GO) run ./cmd/authflow emulator --listen 127.0.0.1:8080 --token dev-token
 
-# Local images and the Docker compose cluster: see deploy/README.md.
-COMPOSE ?= docker-compose -p authflow -f deploy/compose.yaml
+# Local images and the Docker compose cluster: see deploy/README.md. COMPOSE is the compose
+# command: `docker compose` (v2) when that plugin answers, else `docker-compose` (v1); choose
+# with `make compose-up COMPOSE=docker-compose` (or COMPOSE="docker compose").
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+COMPOSE_ARGS := -p authflow -f deploy/compose.yaml
 
 .PHONY: images
 images: ## build the local images authflow:dev and authflow-nats:dev (FROM scratch, no registry)
 	GO=$(GO) deploy/build-images.sh
 
 .PHONY: compose-up
-compose-up: images ## run 3 NATS JetStream nodes, the Graph emulator and 2 workers in Docker
-	$(COMPOSE) up -d
+compose-up: images ## run 3 NATS JetStream nodes, the Graph emulator and 2 workers in Docker (COMPOSE=... picks v1 or v2)
+	$(COMPOSE) $(COMPOSE_ARGS) up -d
 
 .PHONY: compose-down
 compose-down: ## stop the compose cluster and delete its volumes
-	$(COMPOSE) down -v
+	$(COMPOSE) $(COMPOSE_ARGS) down -v
 
 .PHONY: bench
 bench: build ## events micro-benchmarks, then authflow bench on this machine (~3 min; BENCH_FLAGS=... adds flags)

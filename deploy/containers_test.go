@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 
 	"github.com/authflow/authflow/events"
@@ -152,6 +155,11 @@ func TestClusterSurvivesNodeLoss(t *testing.T) {
 	if !slices.Contains(natsNodes, lost) {
 		t.Fatalf("leader of %s: %q, want one of %v", worker.EventsStream, lost, natsNodes)
 	}
+	// The host's view: every node's published client port, the lost node's first.
+	hostURLs := c.hostNATSURLs(ctx)
+	slices.SortStableFunc(hostURLs, func(a, b nodeURL) int {
+		return cmp.Compare(boolInt(b.node == lost), boolInt(a.node == lost))
+	})
 	c.stop(ctx, lost, 10*time.Second)
 	survivor := natsNodes[(slices.Index(natsNodes, lost)+1)%len(natsNodes)]
 	// The two others elect new leaders; until then a publish has nobody to answer it.
@@ -191,6 +199,28 @@ func TestClusterSurvivesNodeLoss(t *testing.T) {
 		}
 	}
 	sendAll(lost+" down", batch(1))
+
+	// A client on the host that lists every node reaches the cluster through another one.
+	var urls []string
+	for _, u := range hostURLs {
+		urls = append(urls, u.url)
+	}
+	nc, err := nats.Connect(strings.Join(urls, ","), nats.DontRandomize(), nats.Timeout(2*time.Second), nats.RetryOnFailedConnect(false))
+	if err != nil {
+		t.Fatalf("connect from the host to %v with %s down: %v", urls, lost, err)
+	}
+	defer nc.Close()
+	if got := nc.ConnectedUrl(); got == hostURLs[0].url || got == "" {
+		t.Errorf("connected to %q, want a node other than %s (%s)", got, lost, hostURLs[0].url)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Stream(ctx, worker.EventsStream); err != nil {
+		t.Errorf("from the host through %s: stream %s: %v", nc.ConnectedUrl(), worker.EventsStream, err)
+	}
+	nc.Close()
 
 	// Back again: the node catches up with what it missed.
 	c.restart(ctx, lost)
@@ -337,4 +367,28 @@ func devSealPublicKey(t *testing.T) string {
 	}
 	t.Fatalf("%s holds no curve seed", devSealKey)
 	return ""
+}
+
+// nodeURL is a NATS node's client URL as the host reaches it.
+type nodeURL struct{ node, url string }
+
+// hostNATSURLs returns the client URL of every NATS node on its published 127.0.0.1 port.
+func (c *cluster) hostNATSURLs(ctx context.Context) []nodeURL {
+	c.t.Helper()
+	var urls []nodeURL
+	for _, node := range natsNodes {
+		p, err := c.container(node).MappedPort(ctx, "4222/tcp")
+		if err != nil {
+			c.t.Fatalf("%s: published client port: %v (compose must publish every node's 4222)", node, err)
+		}
+		urls = append(urls, nodeURL{node, "nats://127.0.0.1:" + p.Port()})
+	}
+	return urls
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -52,6 +52,10 @@ func manifestFiles(t *testing.T) []string {
 		if d.IsDir() && strings.HasPrefix(d.Name(), ".") && path != "." {
 			return filepath.SkipDir
 		}
+		// Helm templates are Go templates, not YAML: helm_test.go renders them.
+		if d.IsDir() && filepath.ToSlash(path) == chartDir+"/templates" {
+			return filepath.SkipDir
+		}
 		switch filepath.Ext(path) {
 		case ".yaml", ".yml", ".json":
 			files = append(files, path)
@@ -100,7 +104,8 @@ func TestEveryManifestParses(t *testing.T) {
 	// The deployment has at least these; finding fewer means the walk is broken.
 	for _, want := range []string{
 		"compose.yaml", "emulator-seed.json", "grafana/authflow-dashboard.json",
-		"helm/nats-values.yaml", "k8s/deployment.yaml", "policy/dev-policy.yaml",
+		"helm/nats-values.yaml", "helm/authflow/values.yaml", "helm/authflow/values.schema.json",
+		"k8s/base/deployment.yaml", "k8s/overlays/secret/kustomization.yaml", "policy/dev-policy.yaml",
 	} {
 		if !slices.Contains(files, filepath.FromSlash(want)) {
 			t.Errorf("manifest %s not found (found %v)", want, files)
@@ -206,18 +211,11 @@ type keyRef struct {
 }
 
 type container struct {
-	Name    string   `yaml:"name"`
-	Image   string   `yaml:"image"`
-	Command []string `yaml:"command"`
-	Args    []string `yaml:"args"`
-	Env     []struct {
-		Name      string `yaml:"name"`
-		Value     string `yaml:"value"`
-		ValueFrom *struct {
-			SecretKeyRef    *keyRef `yaml:"secretKeyRef"`
-			ConfigMapKeyRef *keyRef `yaml:"configMapKeyRef"`
-		} `yaml:"valueFrom"`
-	} `yaml:"env"`
+	Name    string         `yaml:"name"`
+	Image   string         `yaml:"image"`
+	Command []string       `yaml:"command"`
+	Args    []string       `yaml:"args"`
+	Env     []containerEnv `yaml:"env"`
 	EnvFrom []struct {
 		SecretRef *struct {
 			Name string `yaml:"name"`
@@ -242,6 +240,18 @@ type container struct {
 		MountPath string `yaml:"mountPath"`
 		ReadOnly  bool   `yaml:"readOnly"`
 	} `yaml:"volumeMounts"`
+}
+
+type containerEnv struct {
+	Name      string `yaml:"name"`
+	Value     string `yaml:"value"`
+	ValueFrom *struct {
+		SecretKeyRef    *keyRef `yaml:"secretKeyRef"`
+		ConfigMapKeyRef *keyRef `yaml:"configMapKeyRef"`
+		FieldRef        *struct {
+			FieldPath string `yaml:"fieldPath"`
+		} `yaml:"fieldRef"`
+	} `yaml:"valueFrom"`
 }
 
 type probe struct {
@@ -360,45 +370,47 @@ type configMap struct {
 // clusterScoped are the kinds without a namespace among those we ship.
 var clusterScoped = map[string]bool{"Namespace": true, "ClusterRole": true, "ClusterRoleBinding": true}
 
-// k8sObjects reads every object of the YAML files directly in dir.
-func k8sObjects(t *testing.T, dir string) []k8sObject {
+// k8sFileObjects reads every object of a (multi-document) YAML file.
+func k8sFileObjects(t *testing.T, path string) []k8sObject {
 	t.Helper()
-	paths, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var objs []k8sObject
-	for _, path := range paths {
-		docs, err := yamlDocs(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, doc := range docs {
-			o := k8sObject{path: fmt.Sprintf("%s#%d", path, i+1), node: doc}
-			if err := doc.Decode(&o); err != nil {
-				t.Fatalf("decode %s: %v", o.path, err)
-			}
-			objs = append(objs, o)
-		}
-	}
-	return objs
+	return k8sObjectsFromYAML(t, path, data)
 }
 
-// overlay returns base with every object of over replacing the base object of the same
-// kind and name: the result of `kubectl apply -f base/ && kubectl apply -f over/`.
-func overlay(base, over []k8sObject) []k8sObject {
-	out := slices.Clone(base)
-	for _, o := range over {
-		i := slices.IndexFunc(out, func(b k8sObject) bool {
-			return b.Kind == o.Kind && b.Metadata.Name == o.Metadata.Name && b.Metadata.Namespace == o.Metadata.Namespace
-		})
-		if i >= 0 {
-			out[i] = o
-		} else {
-			out = append(out, o)
+// k8sObjectsFromYAML decodes the objects of a multi-document YAML stream: a file, or what
+// kustomize or helm rendered. Duplicate keys and syntax errors fail the test.
+func k8sObjectsFromYAML(t *testing.T, name string, data []byte) []k8sObject {
+	t.Helper()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var objs []k8sObject
+	for i := 1; ; i++ {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return objs
 		}
+		if err != nil {
+			t.Fatalf("parse %s document %d: %v", name, i, err)
+		}
+		if doc.Kind == 0 || (doc.Kind == yaml.DocumentNode && len(doc.Content) == 0) {
+			continue
+		}
+		var v any
+		if err := doc.Decode(&v); err != nil { // rejects duplicate keys
+			t.Fatalf("parse %s document %d: %v", name, i, err)
+		}
+		if v == nil {
+			continue
+		}
+		o := k8sObject{path: fmt.Sprintf("%s#%d", name, i), node: &doc}
+		if err := doc.Decode(&o); err != nil {
+			t.Fatalf("decode %s: %v", o.path, err)
+		}
+		objs = append(objs, o)
 	}
-	return out
 }
 
 func selects(selector, labels map[string]string) bool {
@@ -413,29 +425,32 @@ func selects(selector, labels map[string]string) bool {
 	return true
 }
 
-func TestKubernetesManifests(t *testing.T) {
-	base := k8sObjects(t, "k8s")
-	wi := k8sObjects(t, filepath.Join("k8s", "workload-identity"))
-	sets := []struct {
-		name string
-		objs []k8sObject
-	}{
-		{"client secret", base},
-		{"workload identity", overlay(base, wi)},
-	}
-	for _, set := range sets {
-		t.Run(set.name, func(t *testing.T) {
-			checkK8sSet(t, set.objs)
-		})
-	}
-	t.Run("workload identity variant", func(t *testing.T) { checkWorkloadIdentity(t, base, wi) })
+// k8sSet is one set of objects that is applied together (a kustomize build or a helm
+// release), with what it must hold.
+type k8sSet struct {
+	name string
+	objs []k8sObject
+	// given are the objects the operator creates from a secret store (examples/secrets.yaml):
+	// the set may refer to them but must not contain them.
+	given []k8sObject
+	// namespace: the set creates the namespace; monitoring: it holds the Prometheus Operator
+	// objects; imds: its credential is managed identity, which needs 169.254.169.254:80.
+	namespace, monitoring, imds bool
 }
 
 // checkK8sSet checks one set of objects that is applied together.
-func checkK8sSet(t *testing.T, objs []k8sObject) {
+func checkK8sSet(t *testing.T, set k8sSet) {
 	byKind := map[string][]k8sObject{}
 	seen := map[string]string{}
-	for _, o := range objs {
+	for _, o := range set.objs {
+		if o.Kind == "Secret" {
+			t.Errorf("%s: a Secret in the set would overwrite the one created from the secret store", o)
+		}
+		if !set.monitoring && strings.HasPrefix(o.APIVersion, "monitoring.coreos.com/") {
+			t.Errorf("%s: Prometheus Operator kinds fail without its CRDs: only with monitoring", o)
+		}
+	}
+	for _, o := range append(slices.Clone(set.objs), set.given...) {
 		if o.APIVersion == "" || o.Kind == "" || o.Metadata.Name == "" {
 			t.Errorf("%s: apiVersion, kind and metadata.name are required (got %q, %q, %q)",
 				o.path, o.APIVersion, o.Kind, o.Metadata.Name)
@@ -454,8 +469,14 @@ func checkK8sSet(t *testing.T, objs []k8sObject) {
 		seen[key] = o.path
 		byKind[o.Kind] = append(byKind[o.Kind], o)
 	}
-	for _, kind := range []string{"Namespace", "ServiceAccount", "Secret", "ConfigMap", "Deployment",
-		"PodDisruptionBudget", "Service", "ServiceMonitor", "NetworkPolicy"} {
+	want := []string{"ServiceAccount", "Secret", "ConfigMap", "Deployment", "PodDisruptionBudget", "Service", "NetworkPolicy"}
+	if set.namespace {
+		want = append(want, "Namespace")
+	}
+	if set.monitoring {
+		want = append(want, "ServiceMonitor", "PrometheusRule")
+	}
+	for _, kind := range want {
 		if len(byKind[kind]) == 0 {
 			t.Errorf("no %s among the manifests", kind)
 		}
@@ -576,7 +597,7 @@ func checkK8sSet(t *testing.T, objs []k8sObject) {
 	for _, o := range byKind["NetworkPolicy"] {
 		var np networkPolicy
 		o.decode(t, &np)
-		checkNetworkPolicy(t, o, np, selectsAPod)
+		checkNetworkPolicy(t, o, np, selectsAPod, set.imds)
 	}
 }
 
@@ -772,7 +793,7 @@ func effective[T any](ctr, pod *securityContext, field func(*securityContext) *T
 	return nil
 }
 
-func checkNetworkPolicy(t *testing.T, o k8sObject, np networkPolicy, selectsAPod func(map[string]string) bool) {
+func checkNetworkPolicy(t *testing.T, o k8sObject, np networkPolicy, selectsAPod func(map[string]string) bool, imds bool) {
 	t.Helper()
 	if !selectsAPod(np.Spec.PodSelector.MatchLabels) {
 		t.Errorf("%s: podSelector %v selects no Deployment's pods", o, np.Spec.PodSelector.MatchLabels)
@@ -797,6 +818,9 @@ func checkNetworkPolicy(t *testing.T, o k8sObject, np networkPolicy, selectsAPod
 		}
 	}
 	allowed := map[string]bool{"4222": true, "53": true, "443": true}
+	if imds {
+		allowed["80"] = true
+	}
 	got := map[string]bool{}
 	for _, eg := range np.Spec.Egress {
 		if len(eg.Ports) == 0 {
@@ -808,9 +832,19 @@ func checkNetworkPolicy(t *testing.T, o k8sObject, np networkPolicy, selectsAPod
 		for _, p := range eg.Ports {
 			port := fmt.Sprint(p.Port)
 			if !allowed[port] {
-				t.Errorf("%s: egress to port %s; only NATS 4222, DNS 53 and HTTPS 443 are allowed", o, port)
+				t.Errorf("%s: egress to port %s; only NATS 4222, DNS 53 and HTTPS 443 are allowed (and 80 to the metadata endpoint for managed identity)", o, port)
 			}
 			got[port] = true
+			if port == "80" && (len(eg.To) != 1 || eg.To[0].IPBlock == nil || eg.To[0].IPBlock.CIDR != "169.254.169.254/32") {
+				t.Errorf("%s: port 80 only to the instance metadata endpoint 169.254.169.254/32, got %+v", o, eg.To)
+			}
+		}
+		for _, to := range eg.To {
+			// Any other rule to a wide block must keep the link-local range (the metadata
+			// endpoint) out.
+			if b := to.IPBlock; b != nil && b.CIDR == "0.0.0.0/0" && !slices.Contains(b.Except, "169.254.0.0/16") {
+				t.Errorf("%s: egress to %s without excepting 169.254.0.0/16 reaches the metadata endpoint", o, b.CIDR)
+			}
 		}
 	}
 	for port := range allowed {
@@ -820,59 +854,78 @@ func checkNetworkPolicy(t *testing.T, o k8sObject, np networkPolicy, selectsAPod
 	}
 }
 
-// checkWorkloadIdentity checks that the workload-identity Deployment is the base one with
-// exactly the documented differences, and that its ServiceAccount is annotated.
-func checkWorkloadIdentity(t *testing.T, base, wi []k8sObject) {
-	find := func(objs []k8sObject, kind string) (k8sObject, bool) {
-		i := slices.IndexFunc(objs, func(o k8sObject) bool { return o.Kind == kind })
+// checkCredentialVariants checks that the Deployments of the credential variants differ
+// only where their credential must: the secret one reads authflow-azure, the workload
+// identity one carries the webhook's pod label and its ServiceAccount the client id, the
+// managed identity one may name a user-assigned identity (AZURE_CLIENT_ID).
+func checkCredentialVariants(t *testing.T, secretSet, wiSet, miSet k8sSet) {
+	find := func(set k8sSet, kind string) k8sObject {
+		t.Helper()
+		i := slices.IndexFunc(set.objs, func(o k8sObject) bool { return o.Kind == kind })
 		if i < 0 {
-			return k8sObject{}, false
+			t.Fatalf("%s: no %s", set.name, kind)
 		}
-		return objs[i], true
+		return set.objs[i]
 	}
-	sa, ok := find(wi, "ServiceAccount")
-	if !ok {
-		t.Fatal("workload identity: no ServiceAccount")
+	normal := func(set k8sSet) (k8sObject, string) {
+		t.Helper()
+		o := find(set, "Deployment")
+		var d deployment
+		o.decode(t, &d)
+		pod := &d.Spec.Template
+		delete(pod.Metadata.Labels, "azure.workload.identity/use")
+		for i := range pod.Spec.Containers {
+			c := &pod.Spec.Containers[i]
+			c.EnvFrom = nil
+			c.Env = slices.DeleteFunc(c.Env, func(e containerEnv) bool { return e.Name == "AZURE_CLIENT_ID" })
+		}
+		return o, mustJSON(t, d)
 	}
+	so, sd := normal(secretSet)
+	for _, set := range []k8sSet{wiSet, miSet} {
+		if o, d := normal(set); d != sd {
+			t.Errorf("%s and %s differ beyond the credential:\n%s\n%s", o, so, d, sd)
+		}
+	}
+
+	envFrom := func(set k8sSet) []string {
+		var d deployment
+		find(set, "Deployment").decode(t, &d)
+		var names []string
+		for _, ef := range d.Spec.Template.Spec.Containers[0].EnvFrom {
+			if ef.SecretRef != nil {
+				names = append(names, ef.SecretRef.Name)
+			}
+		}
+		return names
+	}
+	if got := envFrom(secretSet); !slices.Equal(got, []string{"authflow-azure"}) {
+		t.Errorf("%s: envFrom Secrets %q, want authflow-azure", secretSet.name, got)
+	}
+	for _, set := range []k8sSet{wiSet, miSet} {
+		if got := envFrom(set); len(got) > 0 {
+			t.Errorf("%s: envFrom Secrets %q: this credential needs no secret", set.name, got)
+		}
+	}
+
+	var wd deployment
+	find(wiSet, "Deployment").decode(t, &wd)
+	if got := wd.Spec.Template.Metadata.Labels["azure.workload.identity/use"]; got != "true" {
+		t.Errorf("%s: pod label azure.workload.identity/use %q, want \"true\"", wiSet.name, got)
+	}
+	sa := find(wiSet, "ServiceAccount")
 	if id := sa.Metadata.Annotations["azure.workload.identity/client-id"]; id == "" {
 		t.Errorf("%s: want annotation azure.workload.identity/client-id", sa)
 	}
-	wiObj, ok := find(wi, "Deployment")
-	if !ok {
-		t.Fatal("workload identity: no Deployment")
-	}
-	baseObj, ok := find(base, "Deployment")
-	if !ok {
-		t.Fatal("no base Deployment")
-	}
-	var wd, bd deployment
-	wiObj.decode(t, &wd)
-	baseObj.decode(t, &bd)
-	if got := wd.Spec.Template.Metadata.Labels["azure.workload.identity/use"]; got != "true" {
-		t.Errorf("%s: pod label azure.workload.identity/use %q, want \"true\"", wiObj, got)
-	}
 	if wd.Spec.Template.Spec.ServiceAccountName != sa.Metadata.Name {
-		t.Errorf("%s: serviceAccountName %q, want %q", wiObj, wd.Spec.Template.Spec.ServiceAccountName, sa.Metadata.Name)
+		t.Errorf("%s: serviceAccountName %q, want %q", wiSet.name, wd.Spec.Template.Spec.ServiceAccountName, sa.Metadata.Name)
 	}
-	for _, c := range wd.Spec.Template.Spec.Containers {
-		for _, e := range c.Env {
-			if strings.HasPrefix(e.Name, "AZURE_CLIENT_SECRET") {
-				t.Errorf("%s: workload identity needs no client secret, got env %s", wiObj, e.Name)
-			}
+	for _, set := range []k8sSet{secretSet, miSet} {
+		var d deployment
+		find(set, "Deployment").decode(t, &d)
+		if _, ok := d.Spec.Template.Metadata.Labels["azure.workload.identity/use"]; ok {
+			t.Errorf("%s: the workload identity pod label belongs to the workload identity variant only", set.name)
 		}
-		for _, ef := range c.EnvFrom {
-			if ef.SecretRef != nil && ef.SecretRef.Name == "authflow-azure" {
-				t.Errorf("%s: workload identity must not read the authflow-azure Secret", wiObj)
-			}
-		}
-	}
-	// Apart from those, the two must not drift apart.
-	delete(wd.Spec.Template.Metadata.Labels, "azure.workload.identity/use")
-	for i := range bd.Spec.Template.Spec.Containers {
-		bd.Spec.Template.Spec.Containers[i].EnvFrom = nil
-	}
-	if a, b := mustJSON(t, wd), mustJSON(t, bd); a != b {
-		t.Errorf("%s and %s differ beyond the workload identity label and envFrom:\n%s\n%s", wiObj, baseObj, a, b)
 	}
 }
 
@@ -1253,8 +1306,97 @@ func TestCompose(t *testing.T) {
 			}
 		})
 	}
+	// The host reaches the cluster through every node, not one: a client listing all three
+	// survives the loss of any.
+	for _, name := range []string{"nats-1", "nats-2", "nats-3"} {
+		published := slices.ContainsFunc(c.Services[name].Ports, func(n yaml.Node) bool {
+			p, err := containerPort(n.Value)
+			return err == nil && p == "4222/tcp"
+		})
+		if !published {
+			t.Errorf("%s must publish its client port 4222 on 127.0.0.1 (the host reaches every node)", name)
+		}
+	}
 	if hostPorts["4222"] != "nats-1" {
-		t.Errorf("nats-1 must publish 127.0.0.1:4222 for `authflow send` from the host")
+		t.Errorf("nats-1 must publish 127.0.0.1:4222, the port the docs' first examples use")
+	}
+}
+
+// TestComposeConfig: every compose implementation on this machine, v2 (`docker compose`)
+// and v1 (`docker-compose`), accepts compose.yaml. Where neither is installed the test skips,
+// except in CI.
+func TestComposeConfig(t *testing.T) {
+	tools := [][]string{{"docker", "compose"}, {"docker-compose"}}
+	ran := 0
+	for _, tool := range tools {
+		name := strings.Join(tool, " ")
+		if _, err := exec.LookPath(tool[0]); err != nil {
+			continue
+		}
+		if len(tool) == 2 {
+			if err := exec.Command(tool[0], tool[1], "version").Run(); err != nil {
+				continue // the docker CLI without the compose plugin
+			}
+		}
+		ran++
+		args := append(slices.Clone(tool[1:]), "-p", "authflow", "-f", "compose.yaml", "config", "--quiet")
+		cmd := exec.Command(tool[0], args...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("%s config: %v\n%s", name, err, out)
+		}
+	}
+	if ran == 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("neither `docker compose` nor `docker-compose` is installed (CI is set: compose.yaml must be checked)")
+		}
+		t.Skip("neither `docker compose` nor `docker-compose` is installed")
+	}
+}
+
+// TestMakefileCompose: the Makefile runs `docker compose` where the plugin answers, else
+// `docker-compose`, and COMPOSE=... overrides the choice.
+func TestMakefileCompose(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("make not installed")
+	}
+	// A fake docker whose `compose version` succeeds or fails, first in PATH.
+	fakeDocker := func(t *testing.T, plugin bool) string {
+		dir := t.TempDir()
+		code := "1"
+		if plugin {
+			code = "0"
+		}
+		script := "#!/bin/sh\n[ \"$1\" = compose ] && [ \"$2\" = version ] && exit " + code + "\nexit 1\n"
+		if err := os.WriteFile(filepath.Join(dir, "docker"), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return dir + string(os.PathListSeparator) + os.Getenv("PATH")
+	}
+	tests := []struct {
+		name   string
+		plugin bool
+		args   []string
+		want   string
+	}{
+		{"v2 plugin present", true, nil, "docker compose -p authflow -f deploy/compose.yaml down -v"},
+		{"no v2 plugin", false, nil, "docker-compose -p authflow -f deploy/compose.yaml down -v"},
+		{"COMPOSE names v1", true, []string{"COMPOSE=docker-compose"}, "docker-compose -p authflow -f deploy/compose.yaml down -v"},
+		{"COMPOSE names v2", false, []string{"COMPOSE=docker compose"}, "docker compose -p authflow -f deploy/compose.yaml down -v"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command("make", append([]string{"-s", "-n", "-C", "..", "compose-down"}, tt.args...)...)
+			cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool {
+				return strings.HasPrefix(kv, "COMPOSE=") || strings.HasPrefix(kv, "PATH=") || strings.HasPrefix(kv, "MAKEFLAGS=")
+			}), "PATH="+fakeDocker(t, tt.plugin))
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("make -n compose-down: %v\n%s", err, out)
+			}
+			if got := strings.TrimSpace(string(out)); got != tt.want {
+				t.Errorf("make -n compose-down %v = %q, want %q", tt.args, got, tt.want)
+			}
+		})
 	}
 }
 
@@ -2508,7 +2650,7 @@ func TestPolicies(t *testing.T) {
 	})
 	t.Run("kubernetes policy", func(t *testing.T) {
 		var text string
-		for _, o := range k8sObjects(t, "k8s") {
+		for _, o := range k8sFileObjects(t, filepath.Join("k8s", "base", "configmap-policy.yaml")) {
 			if o.Kind == "ConfigMap" && o.Metadata.Name == "authflow-policy" {
 				var cm configMap
 				o.decode(t, &cm)
@@ -2553,7 +2695,7 @@ func TestPolicies(t *testing.T) {
 func TestSealKeyPlaceholder(t *testing.T) {
 	var text string
 	found := false
-	for _, o := range k8sObjects(t, "k8s") {
+	for _, o := range k8sFileObjects(t, exampleSecrets) {
 		if o.Kind == "Secret" && o.Metadata.Name == sealKeySecret {
 			var s secret
 			o.decode(t, &s)
