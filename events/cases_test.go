@@ -25,6 +25,7 @@ func badCases() []badCase {
 	timed := func(ts string) []byte { return without("time", `"time":"`+ts+`"`) }
 	lost := func(data string) []byte { return event(TypeDeviceLost, "megan.bowen@contoso.com", data) }
 	tap := func(t string) []byte { return event(TypeTAPIssue, "diego.siciliani@contoso.com", t) }
+	qr := func(t string) []byte { return event(TypeQRCodeIssue, "diego.siciliani@contoso.com", t) }
 	inv := func(data string) []byte { return event(TypeMethodsInventory, "adele.vance@contoso.com", data) }
 	big := append(bytes.Repeat([]byte(" "), DefaultMaxBytes), valid...)
 	deep := inv(`{"x":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}`)
@@ -170,6 +171,15 @@ func badCases() []badCase {
 		{name: "tap lifetime string", raw: tap(`{"lifetimeInMinutes":"60","sealTo":"` + testSealTo + `"}`), code: CodeInvalidEvent, field: "data.lifetimeInMinutes"},
 		{name: "tap nested lifetime out of bounds", raw: joined(`{"tap":{"lifetimeInMinutes":50000,"sealTo":"` + testSealTo + `"}}`), code: CodeInvalidEvent, field: "data.tap.lifetimeInMinutes"},
 		{name: "tap missing sealTo", raw: tap(`{"lifetimeInMinutes":60}`), code: CodeInvalidEvent, field: "data.sealTo"},
+
+		// QR code + PIN requests.
+		{name: "qr lifetime zero", raw: qr(`{"lifetimeInDays":0,"sealTo":"` + testSealTo + `"}`), code: CodeInvalidEvent, field: "data.lifetimeInDays"},
+		{name: "qr lifetime too long", raw: qr(`{"lifetimeInDays":396,"sealTo":"` + testSealTo + `"}`), code: CodeInvalidEvent, field: "data.lifetimeInDays"},
+		{name: "qr lifetime string", raw: qr(`{"lifetimeInDays":"30","sealTo":"` + testSealTo + `"}`), code: CodeInvalidEvent, field: "data.lifetimeInDays"},
+		{name: "qr missing sealTo", raw: qr(`{"lifetimeInDays":30}`), code: CodeInvalidEvent, field: "data.sealTo"},
+		{name: "qr sealTo not a key", raw: qr(`{"sealTo":"alice@contoso.com"}`), code: CodeInvalidEvent, field: "data.sealTo"},
+		{name: "qr unknown field", raw: qr(`{"sealTo":"` + testSealTo + `","pin":"12345678"}`), code: CodeInvalidEvent, field: "data.pin"},
+		{name: "qr nested in joined without sealTo", raw: joined(`{"qrCodePin":{"lifetimeInDays":30}}`), code: CodeInvalidEvent, field: "data.qrCodePin.sealTo"},
 		{name: "tap sealTo not a key", raw: tap(`{"sealTo":"alice@contoso.com"}`), code: CodeInvalidEvent, field: "data.sealTo"},
 		{name: "tap sealTo user key", raw: tap(`{"sealTo":"UCCASVKSZT6UBZZKMMI6GEH2EU22MYUBO7RHKC3SE7GG5ZGTSTIR3GFS"}`), code: CodeInvalidEvent, field: "data.sealTo"},
 		{name: "tap sealTo bad checksum", raw: tap(`{"sealTo":"` + testSealTo[:55] + `A"}`), code: CodeInvalidEvent, field: "data.sealTo", schemaBlind: true},

@@ -98,6 +98,9 @@ func TestDecodeTypes(t *testing.T) {
 		{TypeTAPIssue, `{"lifetimeInMinutes":480,"usableOnce":true,"sealTo":"` + testSealTo + `",` + verJSON + `}`,
 			&TAPIssue{Common: Common{Verification: verification}, TAPRequest: tap}},
 		{TypeTAPRemove, `{}`, &TAPRemove{}},
+		{TypeQRCodeIssue, `{"lifetimeInDays":395,"sealTo":"` + testSealTo + `"}`,
+			&QRCodeIssue{QRCodePinRequest: QRCodePinRequest{LifetimeDays: n(395), SealTo: testSealTo}}},
+		{TypeQRCodeRemove, `{}`, &QRCodeRemove{}},
 		{TypeMethodRemove, `{"methodKind":"microsoftAuthenticator","methodId":"-2_GRUg2-HYz6_1YG4YRAQ2"}`, &MethodRemove{MethodKind: KindAuthenticator, MethodID: "-2_GRUg2-HYz6_1YG4YRAQ2"}},
 		{TypePasswordReset, `{"sealTo":"` + testSealTo + `","forceChange":true}`, &PasswordReset{SealTo: testSealTo, ForceChange: ptr(true)}},
 	}

@@ -34,6 +34,14 @@ const (
 	OpIssueTAP OpKind = "issueTap"
 	// OpRemoveTAPs makes sure the user has no TAP.
 	OpRemoveTAPs OpKind = "removeTaps"
+	// OpIssueQRCodePin creates a QR code + PIN method as QRCode describes
+	// (deleting an existing one first: Graph keeps one per user) and seals
+	// its PIN and QR code data to SealTo. On a retry after a crash, a
+	// method created by an earlier attempt whose secrets were never sealed
+	// is deleted and created again.
+	OpIssueQRCodePin OpKind = "issueQrCodePin"
+	// OpRemoveQRCodePin makes sure the user has no QR code + PIN method.
+	OpRemoveQRCodePin OpKind = "removeQrCodePin"
 	// OpRemoveMethod makes sure the method MethodKind/MethodID is gone.
 	OpRemoveMethod OpKind = "removeMethod"
 	// OpRemoveDeviceMethods removes the methods of the given Kinds that
@@ -43,7 +51,7 @@ const (
 	OpRemoveDeviceMethods OpKind = "removeDeviceMethods"
 	// OpRemoveAllMethods removes every method but the password (phones,
 	// email, Authenticator, FIDO2, Windows Hello, software OATH, platform
-	// credentials, TAPs, external), the default method last, as Graph's
+	// credentials, TAPs, external, QR code + PIN), the default method last, as Graph's
 	// "require re-register MFA" procedure asks.
 	OpRemoveAllMethods OpKind = "removeAllMethods"
 	// OpResetPassword sets a generated password (never one from the event),
@@ -59,7 +67,7 @@ const (
 func OpKinds() []OpKind {
 	return []OpKind{
 		OpReadMethods, OpEnsurePhone, OpRemovePhone, OpSetSMSSignIn, OpEnsureEmail,
-		OpRemoveEmail, OpIssueTAP, OpRemoveTAPs, OpRemoveMethod, OpRemoveDeviceMethods,
+		OpRemoveEmail, OpIssueTAP, OpRemoveTAPs, OpIssueQRCodePin, OpRemoveQRCodePin, OpRemoveMethod, OpRemoveDeviceMethods,
 		OpRemoveAllMethods, OpResetPassword, OpRevokeSessions, OpSetAccountEnabled,
 	}
 }
@@ -84,11 +92,13 @@ type Op struct {
 	Phone      *PhoneSpec   // ensurePhone, removePhone (Number empty)
 	Email      string       // ensureEmail
 	TAP        *TAPSpec     // issueTap
+	QRCode     *QRCodeSpec  // issueQrCodePin
 	MethodID   string       // removeMethod
 	Match      *DeviceMatch // removeDeviceMethods
 	Kinds      []string     // removeDeviceMethods
 	Enabled    bool         // setSmsSignIn, setAccountEnabled
-	// SealTo is the recipient's curve public key for issueTap and resetPassword.
+	// SealTo is the recipient's curve public key for issueTap,
+	// issueQrCodePin and resetPassword.
 	SealTo      string
 	ForceChange bool // resetPassword
 }
@@ -106,6 +116,12 @@ type TAPSpec struct {
 	Start           *time.Time `json:"startDateTime,omitempty"` // nil: now
 }
 
+// QRCodeSpec is the QR code + PIN method to create.
+type QRCodeSpec struct {
+	LifetimeDays int        `json:"lifetimeInDays,omitempty"` // 0: Graph's default, 365
+	Start        *time.Time `json:"startDateTime,omitempty"`  // nil: now
+}
+
 // DeviceMatch says which device's methods to remove.
 type DeviceMatch struct {
 	DisplayName string `json:"displayName"`
@@ -119,6 +135,7 @@ type opJSON struct {
 	Phone       *PhoneSpec  `json:"phone,omitempty"`
 	Email       string      `json:"email,omitempty"`
 	TAP         *TAPSpec    `json:"tap,omitempty"`
+	QRCode      *QRCodeSpec `json:"qrCode,omitempty"`
 	MethodID    string      `json:"methodId,omitempty"`
 	Match       *deviceJSON `json:"match,omitempty"`
 	Kinds       []string    `json:"kinds,omitempty"`
@@ -136,7 +153,7 @@ type deviceJSON struct {
 // contains full phone numbers and email addresses: do not log it (Op's
 // LogValue masks them).
 func (o Op) MarshalJSON() ([]byte, error) {
-	j := opJSON{Kind: o.Kind, MethodKind: o.MethodKind, Phone: o.Phone, Email: o.Email, TAP: o.TAP,
+	j := opJSON{Kind: o.Kind, MethodKind: o.MethodKind, Phone: o.Phone, Email: o.Email, TAP: o.TAP, QRCode: o.QRCode,
 		MethodID: o.MethodID, Kinds: o.Kinds, SealTo: o.SealTo}
 	if o.Match != nil {
 		j.Match = &deviceJSON{DisplayName: o.Match.DisplayName, DeviceID: o.Match.DeviceID}
@@ -181,8 +198,8 @@ func (o Op) LogValue() slog.Value {
 // the orders are:
 //
 //   - employee.joined: phones (mobile, alternateMobile, office), SMS
-//     sign-in, email, enable the account, then the TAP (last, so that the
-//     secret is issued only once the rest is in place);
+//     sign-in, email, enable the account, then the TAP and the QR code +
+//     PIN (last, so that secrets are issued only once the rest is in place);
 //   - employee.moved: ensure phones (mobile first), SMS sign-in, remove
 //     phones (alternateMobile and office before mobile, as Graph
 //     requires), email, then revoke sessions;
@@ -215,6 +232,9 @@ func Plan(ev *Event) ([]Op, error) {
 		}
 		if p.TAP != nil {
 			ops = append(ops, issueTAP(p.TAP))
+		}
+		if p.QRCodePin != nil {
+			ops = append(ops, issueQRCodePin(p.QRCodePin))
 		}
 		return ops, nil
 	case *EmployeeMoved:
@@ -299,6 +319,10 @@ func Plan(ev *Event) ([]Op, error) {
 		return []Op{issueTAP(&p.TAPRequest)}, nil
 	case *TAPRemove:
 		return []Op{{Kind: OpRemoveTAPs, MethodKind: KindTAP}}, nil
+	case *QRCodeIssue:
+		return []Op{issueQRCodePin(&p.QRCodePinRequest)}, nil
+	case *QRCodeRemove:
+		return []Op{{Kind: OpRemoveQRCodePin, MethodKind: KindQRCodePin}}, nil
 	case *MethodRemove:
 		return []Op{{Kind: OpRemoveMethod, MethodKind: p.MethodKind, MethodID: p.MethodID}}, nil
 	case *PasswordReset:
@@ -316,6 +340,10 @@ func appendEnsurePhone(ops []Op, typ, number string) []Op {
 
 func issueTAP(t *TAPRequest) Op {
 	return Op{Kind: OpIssueTAP, MethodKind: KindTAP, TAP: t.spec(), SealTo: t.SealTo}
+}
+
+func issueQRCodePin(q *QRCodePinRequest) Op {
+	return Op{Kind: OpIssueQRCodePin, MethodKind: KindQRCodePin, QRCode: q.spec(), SealTo: q.SealTo}
 }
 
 // String renders the operation kind and its masked arguments, for errors

@@ -164,7 +164,7 @@ type OpResult struct {
 	// phone number or address: use MaskPhone and MaskEmail.
 	Detail  string          `json:"detail,omitempty"`
 	Error   *ErrorInfo      `json:"error,omitempty"`
-	Secret  *Sealed         `json:"secret,omitempty"`  // issueTap, resetPassword
+	Secret  *Sealed         `json:"secret,omitempty"`  // issueTap, issueQrCodePin, resetPassword
 	Methods []MethodSummary `json:"methods,omitempty"` // readMethods
 }
 
@@ -180,7 +180,7 @@ type MethodSummary struct {
 // MethodKinds returns every Graph method kind.
 func MethodKinds() []string {
 	return []string{KindPhone, KindEmail, KindFIDO2, KindAuthenticator, KindWindowsHello,
-		KindSoftwareOATH, KindTAP, KindPassword, KindPlatformCredential, KindExternal}
+		KindSoftwareOATH, KindTAP, KindPassword, KindPlatformCredential, KindExternal, KindQRCodePin}
 }
 
 // NewResult wraps data in a result envelope. id should be ResultID's, so
@@ -410,8 +410,8 @@ func (o *OpResult) validate(path string) *Error {
 	if s := o.Secret; s != nil {
 		sp := path + ".secret"
 		switch {
-		case s.Kind != SecretTAP && s.Kind != SecretPassword:
-			return invalid(sp+".kind", "must be %s or %s", SecretTAP, SecretPassword)
+		case !slices.Contains(SecretKinds(), s.Kind):
+			return invalid(sp+".kind", "must be one of %s", strings.Join(SecretKinds(), ", "))
 		case !reXKey.MatchString(s.Recipient) || !nkeys.IsValidPublicCurveKey(s.Recipient):
 			return invalid(sp+".recipient", "must be an nkeys curve public key")
 		case !reXKey.MatchString(s.Sender) || !nkeys.IsValidPublicCurveKey(s.Sender):

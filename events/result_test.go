@@ -212,7 +212,7 @@ func TestResultEnums(t *testing.T) {
 	if Status("ok").Valid() || Outcome("ok").Valid() || OpKind("ok").Valid() {
 		t.Error("unknown values are valid")
 	}
-	if len(OpKinds()) != 14 || len(MethodKinds()) != 10 {
+	if len(OpKinds()) != 16 || len(MethodKinds()) != 11 {
 		t.Errorf("%d op kinds, %d method kinds", len(OpKinds()), len(MethodKinds()))
 	}
 }

@@ -3,6 +3,7 @@ package events
 import (
 	"encoding/base64"
 	"fmt"
+	"slices"
 
 	"github.com/nats-io/nkeys"
 )
@@ -11,28 +12,43 @@ import (
 const (
 	SecretTAP      = "temporaryAccessPass"
 	SecretPassword = "password"
+	// SecretQRCodePin is a QR code + PIN method's secrets, sealed together
+	// as the JSON of QRCodePinSecret.
+	SecretQRCodePin = "qrCodePin"
 )
+
+// QRCodePinSecret is the plain text of a sealed qrCodePin secret: the
+// temporary PIN and the QR code's raw content (which holds its private key;
+// a badge printer renders the QR code image from it).
+type QRCodePinSecret struct {
+	PIN        string `json:"pin"`
+	RawContent []byte `json:"rawContent"` // standard base64 in JSON
+}
+
+// SecretKinds returns every kind of sealed secret.
+func SecretKinds() []string { return []string{SecretTAP, SecretPassword, SecretQRCodePin} }
 
 // Sealed is a secret encrypted to its recipient: NaCl box (X25519,
 // XSalsa20-Poly1305) as nkeys xkeys implement it, from the worker's curve
 // key (Sender) to the recipient's (Recipient). Only the holder of the
 // recipient's seed can open it, and opening also proves who sealed it.
 type Sealed struct {
-	Kind       string `json:"kind"`       // temporaryAccessPass | password
+	Kind       string `json:"kind"`       // temporaryAccessPass | password | qrCodePin
 	Recipient  string `json:"recipient"`  // the recipient's curve public key, X...
 	Sender     string `json:"sender"`     // the worker's curve public key, X...
 	Ciphertext string `json:"ciphertext"` // standard base64 of the xkv1 box
 }
 
 // maxSecretLen bounds the secrets Seal accepts: Graph's TAPs are at most 48
-// characters and passwords at most 256.
-const maxSecretLen = 1024
+// characters, passwords at most 256, and a QR code's raw content (a GUID, a
+// key and the UPN) a few hundred bytes.
+const maxSecretLen = 2048
 
 // Seal encrypts secret to recipientPub with the sender's curve key pair.
 // Seal keeps no reference to secret; the caller should clear it (clear(b))
 // once sealed, so the plain text lives in memory only for that moment.
 func Seal(kind string, secret []byte, recipientPub string, sender nkeys.KeyPair) (*Sealed, error) {
-	if kind != SecretTAP && kind != SecretPassword {
+	if !slices.Contains(SecretKinds(), kind) {
 		return nil, fmt.Errorf("seal secret: unknown kind %s", quote(kind))
 	}
 	if len(secret) == 0 || len(secret) > maxSecretLen {

@@ -84,7 +84,7 @@ func TestSealRejects(t *testing.T) {
 	}{
 		{"unknown kind", "apiKey", []byte("x"), recipient, worker},
 		{"empty secret", SecretTAP, nil, recipient, worker},
-		{"huge secret", SecretTAP, make([]byte, 2000), recipient, worker},
+		{"huge secret", SecretTAP, make([]byte, 2049), recipient, worker},
 		{"recipient not a key", SecretTAP, []byte("x"), "alice", worker},
 		{"recipient is a user key", SecretTAP, []byte("x"), pub(t, testUserKey(t, 1)), worker},
 		{"recipient bad checksum", SecretTAP, []byte("x"), recipient[:55] + "A", worker},

@@ -30,6 +30,8 @@ const (
 	TypeEmailRemove      = "authflow.email.remove.v1"
 	TypeTAPIssue         = "authflow.tap.issue.v1"
 	TypeTAPRemove        = "authflow.tap.remove.v1"
+	TypeQRCodeIssue      = "authflow.qrcode.issue.v1"
+	TypeQRCodeRemove     = "authflow.qrcode.remove.v1"
 	TypeMethodRemove     = "authflow.method.remove.v1"
 	TypePasswordReset    = "authflow.password.reset.v1"
 )
@@ -41,7 +43,7 @@ func Types() []string {
 		TypeMFAReset, TypeMethodsInventory,
 		TypePhoneSet, TypePhoneRemove, TypeSMSSignInEnable, TypeSMSSignInDisable,
 		TypeEmailSet, TypeEmailRemove, TypeTAPIssue, TypeTAPRemove,
-		TypeMethodRemove, TypePasswordReset,
+		TypeQRCodeIssue, TypeQRCodeRemove, TypeMethodRemove, TypePasswordReset,
 	}
 }
 
@@ -85,6 +87,10 @@ func newPayload(typ string) (payload, bool) {
 		return new(TAPIssue), true
 	case TypeTAPRemove:
 		return new(TAPRemove), true
+	case TypeQRCodeIssue:
+		return new(QRCodeIssue), true
+	case TypeQRCodeRemove:
+		return new(QRCodeRemove), true
 	case TypeMethodRemove:
 		return new(MethodRemove), true
 	case TypePasswordReset:
@@ -106,6 +112,7 @@ const (
 	KindPassword           = "password"
 	KindPlatformCredential = "platformCredential"
 	KindExternal           = "external"
+	KindQRCodePin          = "qrCodePin"
 )
 
 // RemovableKinds are the kinds method.remove accepts: those Graph can only
@@ -194,7 +201,9 @@ type EmployeeJoined struct {
 	SMSSignIn            bool        `json:"smsSignIn"` // enable SMS sign-in on MobilePhone
 	Email                string      `json:"email"`     // the SSPR email
 	TAP                  *TAPRequest `json:"tap"`
-	EnableAccount        bool        `json:"enableAccount"`
+	// QRCodePin asks for a QR code + PIN method (frontline workers).
+	QRCodePin     *QRCodePinRequest `json:"qrCodePin"`
+	EnableAccount bool              `json:"enableAccount"`
 }
 
 func (p *EmployeeJoined) validate(v *validator) {
@@ -203,12 +212,15 @@ func (p *EmployeeJoined) validate(v *validator) {
 	v.phone("data.officePhone", &p.OfficePhone)
 	v.email("data.email", p.Email)
 	v.tap("data.tap", p.TAP)
+	if p.QRCodePin != nil {
+		v.qrCodePin("data.qrCodePin", p.QRCodePin)
+	}
 	if p.SMSSignIn && p.MobilePhone == "" {
 		v.fail("data.smsSignIn", "needs data.mobilePhone")
 	}
 	if p.MobilePhone == "" && p.AlternateMobilePhone == "" && p.OfficePhone == "" &&
-		p.Email == "" && p.TAP == nil && !p.EnableAccount {
-		v.fail("data", "nothing to do: set a phone, email, tap or enableAccount")
+		p.Email == "" && p.TAP == nil && p.QRCodePin == nil && !p.EnableAccount {
+		v.fail("data", "nothing to do: set a phone, email, tap, qrCodePin or enableAccount")
 	}
 }
 
@@ -378,6 +390,47 @@ type TAPRemove struct{ Common }
 
 func (p *TAPRemove) validate(*validator) {}
 
+// QR code + PIN lifetime limits of Graph v1.0, in days.
+const (
+	MinQRCodeLifetimeDays = 1
+	MaxQRCodeLifetimeDays = 395
+)
+
+// QRCodePinRequest asks for a QR code + PIN method, its PIN and QR code
+// data sealed to SealTo.
+type QRCodePinRequest struct {
+	// LifetimeDays is the standard QR code's lifetime, 1..395; nil means
+	// Graph's default, 365.
+	LifetimeDays *int `json:"lifetimeInDays"`
+	// StartDateTime defaults to now.
+	StartDateTime *time.Time `json:"startDateTime"`
+	// SealTo is the recipient's nkeys curve (xkey) public key, "X...".
+	SealTo string `json:"sealTo"`
+}
+
+func (q *QRCodePinRequest) spec() *QRCodeSpec {
+	s := &QRCodeSpec{Start: q.StartDateTime}
+	if q.LifetimeDays != nil {
+		s.LifetimeDays = *q.LifetimeDays
+	}
+	return s
+}
+
+// QRCodeIssue (authflow.qrcode.issue.v1) creates the user's QR code + PIN
+// method, replacing an existing one.
+type QRCodeIssue struct {
+	Common
+	QRCodePinRequest
+}
+
+func (p *QRCodeIssue) validate(v *validator) { v.qrCodePin("data", &p.QRCodePinRequest) }
+
+// QRCodeRemove (authflow.qrcode.remove.v1) removes the user's QR code + PIN
+// method.
+type QRCodeRemove struct{ Common }
+
+func (p *QRCodeRemove) validate(*validator) {}
+
 // MethodRemove (authflow.method.remove.v1) removes one method by kind and id.
 type MethodRemove struct {
 	Common
@@ -503,6 +556,14 @@ func (v *validator) tapFields(path string, t *TAPRequest) {
 	}
 	v.required(path+".sealTo", t.SealTo)
 	v.xkey(path+".sealTo", t.SealTo)
+}
+
+func (v *validator) qrCodePin(path string, q *QRCodePinRequest) {
+	if q.LifetimeDays != nil && (*q.LifetimeDays < MinQRCodeLifetimeDays || *q.LifetimeDays > MaxQRCodeLifetimeDays) {
+		v.fail(path+".lifetimeInDays", "must be between %d and %d days", MinQRCodeLifetimeDays, MaxQRCodeLifetimeDays)
+	}
+	v.required(path+".sealTo", q.SealTo)
+	v.xkey(path+".sealTo", q.SealTo)
 }
 
 func (v *validator) verification(path string, x *Verification) {

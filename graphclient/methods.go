@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	abs "github.com/microsoft/kiota-abstractions-go"
 	"github.com/microsoftgraph/msgraph-sdk-go/models"
 	"github.com/microsoftgraph/msgraph-sdk-go/users"
 )
@@ -305,7 +306,7 @@ func (c *Client) DeleteMethod(ctx context.Context, userID string, kind Kind, met
 func deleteOpName(k Kind) string {
 	switch k {
 	case KindPhone, KindEmail, KindFIDO2, KindMicrosoftAuthenticator, KindWindowsHelloForBusiness,
-		KindSoftwareOath, KindTAP, KindPassword, KindPlatformCredential, KindExternal:
+		KindSoftwareOath, KindTAP, KindPassword, KindPlatformCredential, KindExternal, KindQRCodePin:
 		return string(k)
 	}
 	return "method"
@@ -354,6 +355,9 @@ func (c *Client) deleteMethod(ctx context.Context, op, userID string, kind Kind,
 		del = func(ctx context.Context) error {
 			return a.ExternalAuthenticationMethods().ByExternalAuthenticationMethodId(methodID).Delete(ctx, nil)
 		}
+	case KindQRCodePin:
+		// One per user, at a single-valued path: the id only names it.
+		del = func(ctx context.Context) error { return c.sendQR(ctx, abs.DELETE, userID, nil, nil) }
 	case KindPassword:
 		return fmt.Errorf("%s: %w", op, invalidf("a password method cannot be deleted"))
 	default:
@@ -432,6 +436,11 @@ func toMethod(m models.AuthenticationMethodable) Method {
 	case *models.ExternalAuthenticationMethod:
 		out.Kind = KindExternal
 		out.DisplayName = str(v.GetDisplayName())
+	case *models.QrCodePinAuthenticationMethod:
+		out.Kind = KindQRCodePin
+		if q := v.GetStandardQRCode(); q != nil {
+			out.QRCodeStart, out.QRCodeExpiry = tm(q.GetStartDateTime()), tm(q.GetExpireDateTime())
+		}
 	default:
 		out.Kind = kindFromODataType(str(m.GetOdataType()))
 	}

@@ -22,6 +22,7 @@ const (
 	KindPassword                Kind = "password"
 	KindPlatformCredential      Kind = "platformCredential"
 	KindExternal                Kind = "external"
+	KindQRCodePin               Kind = "qrCodePin"
 )
 
 // PhoneType is the type of a phone method. A user has at most one of each.
@@ -76,6 +77,9 @@ type Method struct {
 	TAPUsableOnce      bool      // temporaryAccessPass
 	TAPUsable          bool      // temporaryAccessPass
 	TAPUsabilityReason string    // temporaryAccessPass: EnabledByPolicy, Expired, NotYetValid, ...
+
+	QRCodeStart  time.Time // qrCodePin: the standard QR code's startDateTime
+	QRCodeExpiry time.Time // qrCodePin: the standard QR code's expireDateTime
 
 	// Default reports whether this is the user's default MFA method. Graph
 	// v1.0 cannot read the default method, so it is false unless known.

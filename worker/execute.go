@@ -179,6 +179,8 @@ func (r *run) step(ctx context.Context, i int, op events.Op) ([]events.OpResult,
 		res, err = r.removeKind(ctx, op, graphclient.KindTAP)
 	case events.OpIssueTAP:
 		res, err = r.issueTAP(ctx, i, op)
+	case events.OpIssueQRCodePin, events.OpRemoveQRCodePin:
+		res, err = r.qrStep(ctx, i, op)
 	case events.OpRemoveMethod:
 		res, err = r.removeMethod(ctx, op)
 	case events.OpRemoveDeviceMethods:

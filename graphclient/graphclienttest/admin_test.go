@@ -27,7 +27,7 @@ func TestAdminPutUserValidation(t *testing.T) {
 		{"wrong type", userA, `{"userPrincipalName":"kim@contoso.com","accountEnabled":"yes"}`, 400},
 		{"methods not an array", userA, `{"userPrincipalName":"kim@contoso.com","methods":{}}`, 400},
 		{"method without @odata.type", userA, `{"userPrincipalName":"kim@contoso.com","methods":[{"id":"x"}]}`, 400},
-		{"unknown @odata.type", userA, `{"userPrincipalName":"kim@contoso.com","methods":[{"@odata.type":"#microsoft.graph.qrCodePinAuthenticationMethod"}]}`, 400},
+		{"unknown @odata.type", userA, `{"userPrincipalName":"kim@contoso.com","methods":[{"@odata.type":"#microsoft.graph.hardwareOathAuthenticationMethod"}]}`, 400},
 		{"bad phone number", userA, `{"userPrincipalName":"kim@contoso.com","methods":[` + phone("12065555555", "mobile") + `]}`, 400},
 		{"bad phone type", userA, `{"userPrincipalName":"kim@contoso.com","methods":[` + phone("+1 2065555555", "pager") + `]}`, 400},
 		{"two mobiles", userA, `{"userPrincipalName":"kim@contoso.com","methods":[` + phone("+1 2065555555", "mobile") + `,` + phone("+1 2065555556", "mobile") + `]}`, 400},

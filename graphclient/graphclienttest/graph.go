@@ -253,7 +253,7 @@ func (e *Emulator) recordLocked(c *call, status int, lost bool) {
 
 // isWrite reports the methods whose replies lostReplyRate may lose.
 func isWrite(method string) bool {
-	return method == http.MethodPost || method == http.MethodPatch || method == http.MethodDelete
+	return method == http.MethodPost || method == http.MethodPatch || method == http.MethodPut || method == http.MethodDelete
 }
 
 // authorized checks "Authorization: Bearer <token>" in constant time.

@@ -108,7 +108,7 @@ func TestRoutingAndBadInput(t *testing.T) {
 		code   string
 	}{
 		{"unknown segment", "GET", "/groups", "", 400, "BadRequest"},
-		{"unknown nav", "GET", "/users/{u}/authentication/qrCodePinMethod", "", 400, "BadRequest"},
+		{"unknown nav", "GET", "/users/{u}/authentication/hardwareOathMethods", "", 400, "BadRequest"},
 		{"unknown action", "POST", "/users/{u}/authentication/phoneMethods/" + mobilePhoneID + "/frobnicate", "", 400, "BadRequest"},
 		{"bad user id", "GET", "/users/not-a-guid/authentication/methods", "", 400, "Request_BadRequest"},
 		{"bad user id on user", "GET", "/users/abc", "", 400, "Request_BadRequest"},

@@ -134,6 +134,8 @@ func (e *Emulator) handle(c *call) reply {
 		return e.resetPassword(c, u)
 	case opOperation:
 		return e.getOperation(c, u)
+	case opQRCodePin:
+		return e.qrCodePin(c, u)
 	}
 	return errReplyf(http.StatusBadRequest, "BadRequest", "Resource not found for the segment '%s'.", rt.tmpl)
 }

@@ -521,7 +521,8 @@ const allKinds = `,"methods":[
 	{"@odata.type":"#microsoft.graph.temporaryAccessPassAuthenticationMethod","id":"tap-1","lifetimeInMinutes":60},
 	{"@odata.type":"#microsoft.graph.windowsHelloForBusinessAuthenticationMethod","id":"whfb-1","displayName":"PC","keyStrength":"normal"},
 	{"@odata.type":"#microsoft.graph.platformCredentialAuthenticationMethod","id":"plat-1","displayName":"Mac","keyStrength":"normal","platform":"macOS"},
-	{"@odata.type":"#microsoft.graph.externalAuthenticationMethod","id":"ext-1","configurationId":"26310fee-0000-0000-0000-000000000000","displayName":"Adatum"}]`
+	{"@odata.type":"#microsoft.graph.externalAuthenticationMethod","id":"ext-1","configurationId":"26310fee-0000-0000-0000-000000000000","displayName":"Adatum"},
+	{"@odata.type":"#microsoft.graph.qrCodePinAuthenticationMethod","id":"qr-1"}]`
 
 func TestAllMethodTypes(t *testing.T) {
 	e := newEnv(t)
@@ -537,6 +538,13 @@ func TestAllMethodTypes(t *testing.T) {
 		m, ok := types[info.odataType]
 		if !ok {
 			t.Errorf("/methods lacks %s", info.odataType)
+			continue
+		}
+		if k == kindQRCodePin {
+			// A single-valued navigation: no collection, no id in the path.
+			if g := e.graph("GET", "/users/{u}/authentication/qrCodePinMethod", ""); g.str("id") != m["id"] {
+				t.Errorf("qrCodePinMethod: %s", g.raw)
+			}
 			continue
 		}
 		// The typed collection lists it too, and a single GET finds it by id.
@@ -590,6 +598,7 @@ func TestAllMethodTypes(t *testing.T) {
 		{"tap", "DELETE", "/users/{u}/authentication/temporaryAccessPassMethods/tap-1", "", 204, ""},
 		{"email", "DELETE", emailPath, "", 204, ""},
 		{"mobile", "DELETE", mobilePath, "", 204, ""},
+		{"qr code pin", "DELETE", qrPath, "", 204, ""},
 		{"fido2 last", "DELETE", "/users/{u}/authentication/fido2Methods/fido-1", "", 204, ""},
 		{"password stays", "GET", "/users/{u}/authentication/passwordMethods/" + passwordMethodID, "", 200, ""},
 	})

@@ -28,6 +28,7 @@ const (
 	kindWindowsHello
 	kindPlatformCredential
 	kindExternal
+	kindQRCodePin
 	numKinds
 )
 
@@ -88,6 +89,10 @@ var kindTable = [numKinds]kindInfo{
 	kindExternal: newKind(kindInfo{collection: "externalAuthenticationMethods",
 		odataType: "#microsoft.graph.externalAuthenticationMethod", post: true, del: true,
 		props: []propSpec{{name: "configurationId"}, {name: "displayName"}}}),
+	// QR code + PIN is a single-valued navigation (PUT/GET/DELETE
+	// /qrCodePinMethod, no id in the path); parseRoute handles it apart.
+	kindQRCodePin: newKind(kindInfo{collection: "qrCodePinMethod",
+		odataType: "#microsoft.graph.qrCodePinAuthenticationMethod", del: true}),
 }
 
 func newKind(k kindInfo) kindInfo {
@@ -142,6 +147,7 @@ const (
 	routeExternalRef      = authRoute + "externalAuthenticationMethods/{methodId}/$ref"
 	routeOperations       = authRoute + "operations"
 	routeOperation        = authRoute + "operations/{operationId}"
+	routeQRCodePin        = authRoute + "qrCodePinMethod"
 )
 
 // op is what a request asks for once its path is understood.
@@ -169,6 +175,7 @@ const (
 	opCreationOptions
 	opOperations
 	opOperation
+	opQRCodePin
 )
 
 // route is a parsed Graph path.
@@ -248,6 +255,12 @@ func parseRoute(escaped string) route {
 		return parseMethodsRoute(rt, segs)
 	case strings.EqualFold(nav, "operations"):
 		return parseOperationsRoute(rt, segs)
+	case strings.EqualFold(nav, kindTable[kindQRCodePin].collection):
+		if len(segs) != 4 {
+			return unknown(4)
+		}
+		rt.op, rt.tmpl, rt.allow, rt.kind = opQRCodePin, routeQRCodePin, "GET, PUT, DELETE", kindQRCodePin
+		return rt
 	default:
 		var ok bool
 		if k, ok = kindByCollection(nav); !ok {

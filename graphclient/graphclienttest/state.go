@@ -70,6 +70,10 @@ type method struct {
 	once     bool
 	used     bool
 
+	qrStart, qrExpire time.Time // qrCodePin: the standard QR code
+	qrID, pinID       string    // qrCodePin
+	pinForce          bool      // qrCodePin: forceChangePinNextSignIn
+
 	props  map[string]string // string properties of read-only types
 	certs  []string          // fido2 attestationCertificates
 	device map[string]any    // device navigation, when seeded
@@ -344,6 +348,10 @@ func parseSeedMethod(raw json.RawMessage, now time.Time) (*method, error) {
 		m.used = f.MethodUsabilityReason != nil && *f.MethodUsabilityReason == "OneTimeUsed"
 	case kindFido2:
 		m.certs = f.AttestationCerts
+	case kindQRCodePin:
+		if err := m.seedQR(raw); err != nil {
+			return nil, err
+		}
 	}
 	if len(info.props) > 0 {
 		var all map[string]json.RawMessage
@@ -441,6 +449,9 @@ func buildUser(in User, now time.Time) (*user, error) {
 	if u.phone("alternateMobile") != nil && u.phone("mobile") == nil {
 		return nil, errors.New("an alternateMobile phone requires a mobile phone")
 	}
+	if n := countKind(u.methods, kindQRCodePin); n > 1 {
+		return nil, errors.New("a user has at most one QR code PIN method")
+	}
 	if u.first(kindTAP) != nil && u.isGuest() {
 		return nil, errors.New("Temporary Access Pass cannot be added to an external guest user")
 	}
@@ -523,6 +534,9 @@ func (v view) appendMethod(b []byte, m *method, context, tapValue string, withDe
 		o.strOrNull("temporaryAccessPass", tapValue)
 	case kindFido2:
 		o.strings("attestationCertificates", m.certs)
+	case kindQRCodePin:
+		// GET never returns the PIN or the QR image (docs/emulator.md).
+		appendQR(&o, m, nil)
 	}
 	for _, p := range info.props {
 		o.strOrNull(p.name, m.props[p.name])
