@@ -12,30 +12,9 @@ import (
 	"github.com/authflow/authflow/graphclient"
 )
 
-// qrGraph is what the QR code + PIN steps need of Graph beyond Graph;
-// *graphclient.Client implements it.
-type qrGraph interface {
-	CreateQRCodePin(ctx context.Context, userID string, req graphclient.QRCodePinRequest) (graphclient.QRCodePin, error)
-	QRCodePinMethod(ctx context.Context, userID string) (graphclient.Method, error)
-	DeleteQRCodePin(ctx context.Context, userID string) error
-}
-
-var _ qrGraph = (*graphclient.Client)(nil)
-
-// errNoQR is a Graph client without QR code + PIN support (a test fake).
-var errNoQR = errors.New("the Graph client does not support QR code + PIN methods")
-
-func (r *run) qrGraph() (qrGraph, error) {
-	g, ok := r.x.graph.(qrGraph)
-	if !ok {
-		return nil, onMethod(graphclient.KindQRCodePin, "", errNoQR)
-	}
-	return g, nil
-}
-
 // currentQR reads the user's QR code + PIN method afresh by its own path,
 // so the steps do not depend on whether GET /methods lists it.
-func (r *run) currentQR(ctx context.Context, g qrGraph) (graphclient.Method, bool, error) {
+func (r *run) currentQR(ctx context.Context, g Graph) (graphclient.Method, bool, error) {
 	var m graphclient.Method
 	err := r.x.call(ctx, func(ctx context.Context) error {
 		var err error
@@ -53,7 +32,7 @@ func (r *run) currentQR(ctx context.Context, g qrGraph) (graphclient.Method, boo
 
 // deleteQR deletes the user's QR code + PIN method; one already gone counts
 // as deleted.
-func (r *run) deleteQR(ctx context.Context, g qrGraph, id string) error {
+func (r *run) deleteQR(ctx context.Context, g Graph, id string) error {
 	err := r.write(ctx, func(ctx context.Context) error { return g.DeleteQRCodePin(ctx, r.user.ID) })
 	if err != nil && !(errors.Is(err, graphclient.ErrNotFound) && !errors.Is(err, graphclient.ErrUserNotFound)) {
 		return onMethod(graphclient.KindQRCodePin, id, fmt.Errorf("delete qr code pin: %w", err))
@@ -71,10 +50,7 @@ func (r *run) deleteQR(ctx context.Context, g qrGraph, id string) error {
 // method it left is an orphan nobody can use, and it is deleted and
 // created again like any other.
 func (r *run) issueQRCodePin(ctx context.Context, step int, op events.Op) ([]events.OpResult, error) {
-	g, err := r.qrGraph()
-	if err != nil {
-		return nil, err
-	}
+	g := r.x.graph
 	cur, found, err := r.currentQR(ctx, g)
 	if err != nil {
 		return nil, err
@@ -161,10 +137,7 @@ func (r *run) issueQRCodePin(ctx context.Context, step int, op events.Op) ([]eve
 
 // removeQRCodePin makes sure the user has no QR code + PIN method.
 func (r *run) removeQRCodePin(ctx context.Context, op events.Op) ([]events.OpResult, error) {
-	g, err := r.qrGraph()
-	if err != nil {
-		return nil, err
-	}
+	g := r.x.graph
 	cur, found, err := r.currentQR(ctx, g)
 	if err != nil {
 		return nil, err

@@ -25,6 +25,9 @@ type Graph interface {
 	RevokeSessions(ctx context.Context, userID string) error
 	SetAccountEnabled(ctx context.Context, userID string, enabled bool) error
 	DirectoryRoles(ctx context.Context, userID string) ([]string, error)
+	CreateQRCodePin(ctx context.Context, userID string, req graphclient.QRCodePinRequest) (graphclient.QRCodePin, error)
+	QRCodePinMethod(ctx context.Context, userID string) (graphclient.Method, error)
+	DeleteQRCodePin(ctx context.Context, userID string) error
 }
 
 var _ Graph = (*graphclient.Client)(nil)
