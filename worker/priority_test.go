@@ -132,3 +132,70 @@ func TestInteractiveInheritsOrder(t *testing.T) {
 		t.Errorf("%d writes for the user, want 4 (each event once)", writes)
 	}
 }
+
+// TestOneUserOneLane: two events for one user, one named by object id
+// (bulk) and one by UPN (interactive), so under two keys and two ways in,
+// never run at the same time: their Graph requests (told apart by their
+// traceparent) do not interleave.
+func TestOneUserOneLane(t *testing.T) {
+	e := newEnv(t)
+	if err := e.graph.SetFaults(graphclienttest.Faults{LatencyMs: 60}); err != nil {
+		t.Fatal(err)
+	}
+	e.startWorker()
+	e.startWorker(func(c *worker.Config) { c.Instance = "w2" })
+	id, upn := uid(1400), "twonames@contoso.example"
+	e.seed(id, upn)
+	tps := []string{"00-4bf92f3577b34da6a3ce929d0e0e4701-00f067aa0ba902b7-01", "00-4bf92f3577b34da6a3ce929d0e0e4702-00f067aa0ba902b7-01"}
+	const rounds = 3
+	for round := range rounds {
+		for i, subj := range []string{id, upn} {
+			source := "hr/test"
+			if i == 1 {
+				source = "helpdesk/test"
+			}
+			raw := mustJSON(t, map[string]any{
+				"specversion": "1.0", "id": fmt.Sprintf("lane-%d-%d", round, i), "source": source, "type": events.TypePhoneSet,
+				"subject": subj, "time": time.Now().UTC().Format(time.RFC3339), "traceparent": tps[i],
+				"data": map[string]any{"phoneType": []string{"office", "mobile"}[i], "phoneNumber": fmt.Sprintf("+1 42555514%d%d", round, i)},
+			})
+			e.publish([]string{"byid", "byupn"}[i], raw, nil)
+		}
+	}
+	res := e.results(2*rounds, 30*time.Second)
+	for id, r := range res {
+		if r.Data.Status != events.StatusSucceeded {
+			t.Errorf("%s: %s %+v", id, r.Data.Status, r.Data.Error)
+		}
+	}
+	type window struct{ first, last time.Time }
+	var spans []struct {
+		tp string
+		w  window
+	}
+	// Each run of one event is a run of consecutive requests with its
+	// traceparent; two runs of different events must not overlap.
+	for _, r := range e.graph.Requests() {
+		// Resolving the user comes before the lock (it finds the object id
+		// to lock); what runs under it is the plan: the methods' requests.
+		if r.TraceParent == "" || !strings.Contains(r.Path, "/authentication/") {
+			continue
+		}
+		if n := len(spans); n > 0 && spans[n-1].tp == r.TraceParent {
+			spans[n-1].w.last = r.Time
+			continue
+		}
+		spans = append(spans, struct {
+			tp string
+			w  window
+		}{r.TraceParent, window{r.Time, r.Time}})
+	}
+	// Run one after the other, the events make at most one run each; run
+	// at the same time, their requests alternate and make more.
+	if len(spans) > 2*rounds {
+		t.Errorf("the events' Graph requests interleaved: %d runs of requests for %d events", len(spans), 2*rounds)
+	}
+	if len(spans) < 2 {
+		t.Fatalf("%d runs of requests", len(spans))
+	}
+}

@@ -197,6 +197,18 @@ func (d *delivery) process(ctx context.Context) string {
 	if err != nil {
 		return d.afterError(ctx, nil, err)
 	}
+	uh, wait, err := d.lockUser(ctx, user.ID)
+	if err != nil {
+		if errors.Is(err, errLost) {
+			return d.busyReleasing(time.Second)
+		}
+		return d.retryLater(err)
+	}
+	if uh == nil {
+		return d.busyReleasing(wait)
+	}
+	stopUser := w.keepLease(ctx, uh)
+	defer func() { stopUser(); uh.release(context.Background()) }()
 	target := events.Target{ObjectID: user.ID, UPN: user.UserPrincipalName}
 	if w.cfg.Policy.NeedsRoles(ev) {
 		err := w.x.call(actx, func(ctx context.Context) error {
@@ -215,7 +227,7 @@ func (d *delivery) process(ctx context.Context) string {
 		return d.settle(ctx, events.StatusRejected, &user, nil, infoOf(err))
 	}
 
-	r := &run{x: w.x, user: user, dry: ev.DryRun, ck: d, h: d.h}
+	r := &run{x: w.x, user: user, dry: ev.DryRun, ck: d, h: bothFences{d.h, uh}}
 	ops, err := r.execute(actx, plan)
 	if err != nil {
 		return d.afterError(ctx, ops, err)
@@ -401,6 +413,18 @@ func (d *delivery) busy(wait time.Duration) string {
 		"event_id", d.ev.ID, "lease", describeLease(d.rec, d.w.cfg.Now()))
 	// Look again soon: the other attempt may finish long before its lease
 	// would lapse.
+	wait = min(wait, 2*time.Second) + time.Duration(rand.Int64N(int64(100*time.Millisecond)))
+	if err := d.msg.NakWithDelay(wait); err != nil {
+		d.w.log.Warn("nak failed (NATS); the server redelivers after AckWait", "err", err)
+	}
+	return outcomeBusy
+}
+
+// busyReleasing hands back a claimed event whose user another attempt is
+// working on: its own lease is released first, so the event is not held up.
+func (d *delivery) busyReleasing(wait time.Duration) string {
+	d.h.release(context.Background())
+	d.w.log.Info("the user is being worked on by another event; handing this one back", "event_id", d.ev.ID)
 	wait = min(wait, 2*time.Second) + time.Duration(rand.Int64N(int64(100*time.Millisecond)))
 	if err := d.msg.NakWithDelay(wait); err != nil {
 		d.w.log.Warn("nak failed (NATS); the server redelivers after AckWait", "err", err)
