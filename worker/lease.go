@@ -86,13 +86,19 @@ func (h *hold) save(ctx context.Context, change func(r *record)) error {
 
 // release ends the lease early (best effort): the attempt stops here and
 // will not write to Graph again, so the next attempt need not wait.
-func (h *hold) release(ctx context.Context) {
+func (h *hold) release(ctx context.Context) { h.releaseWith(ctx, nil) }
+
+// releaseWith releases the lease, applying change in the same write.
+func (h *hold) releaseWith(ctx context.Context, change func(r *record)) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.lost != nil || h.rec.State != stateInProgress {
 		return
 	}
 	next := cloneRecord(h.rec)
+	if change != nil {
+		change(next)
+	}
 	next.Write++
 	next.LeaseUntil = h.now().Add(-2 * h.skew)
 	if rev, err := h.l.update(ctx, h.key, next, h.rev); err == nil {

@@ -423,7 +423,8 @@ func (d *delivery) busy(wait time.Duration) string {
 // busyReleasing hands back a claimed event whose user another attempt is
 // working on: its own lease is released first, so the event is not held up.
 func (d *delivery) busyReleasing(wait time.Duration) string {
-	d.h.release(context.Background())
+	// The plan did not run: this claim is not an attempt.
+	d.h.releaseWith(context.Background(), func(r *record) { r.Attempt = max(0, r.Attempt-1) })
 	d.w.log.Info("the user is being worked on by another event; handing this one back", "event_id", d.ev.ID)
 	wait = min(wait, 2*time.Second) + time.Duration(rand.Int64N(int64(100*time.Millisecond)))
 	if err := d.msg.NakWithDelay(wait); err != nil {
