@@ -88,6 +88,19 @@ type EventRef struct {
 type UserInfo struct {
 	Ref      string `json:"ref,omitempty"`      // the subject as sent (object id or UPN)
 	ObjectID string `json:"objectId,omitempty"` // the resolved object id, once known
+	UPN      string `json:"upn,omitempty"`      // the resolved user principal name, once known
+}
+
+// Names reports whether name (an object id or a UPN, any case) is one of
+// the names the result knows the user by: so a user's results are found
+// by either name, whichever the publisher used.
+func (u UserInfo) Names(name string) bool {
+	for _, n := range []string{u.Ref, u.ObjectID, u.UPN} {
+		if n != "" && strings.EqualFold(n, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // ResultData is the data of a result.
@@ -332,6 +345,11 @@ func (r *Result) validate() *Error {
 	}
 	if d.User.ObjectID != "" && !reGUID.MatchString(d.User.ObjectID) {
 		return invalid("data.user.objectId", "must be an object id (GUID)")
+	}
+	if d.User.UPN != "" {
+		if u, err := parseUser(d.User.UPN); err != nil || u.UPN == "" {
+			return invalid("data.user.upn", "must be a user principal name")
+		}
 	}
 	if !d.Status.Valid() {
 		return invalid("data.status", "must be succeeded, failed or rejected")

@@ -288,7 +288,7 @@ func (d *delivery) buildResult(status events.Status, user *graphclient.User, ops
 	}
 	data.User.Ref = ev.Subject
 	if user != nil {
-		data.User.ObjectID = user.ID
+		data.User.ObjectID, data.User.UPN = user.ID, user.UserPrincipalName
 	}
 	res := events.NewResult(id, ev.Subject, data, now)
 	res.TraceParent = ev.TraceParent

@@ -694,23 +694,48 @@ func TestResultsDLQAndCheck(t *testing.T) {
 
 	ctx := context.Background()
 	keyA, _ := userKey("adele.vance@contoso.example")
-	for _, r := range []struct{ key, id string }{{keyA, "evt-1"}, {"other", "evt-2"}} {
-		if _, err := js.Publish(ctx, worker.ResultSubject(r.key), testResult(t, "hr/workday", r.id, "adele.vance@contoso.example", events.StatusSucceeded)); err != nil {
+	for _, r := range []struct{ key, id, subject string }{
+		{keyA, "evt-1", "adele.vance@contoso.example"},
+		{"other", "evt-2", "alex.wilber@contoso.example"},
+		{"byid", "evt-3", "3b1f8a52-6c0e-4d2a-9f4b-7e5d1c2a0001"}, // Adele by object id, another key
+	} {
+		body := testResult(t, "hr/workday", r.id, r.subject, events.StatusSucceeded)
+		if r.id == "evt-3" {
+			res, err := events.DecodeResult(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Data.User.ObjectID, res.Data.User.UPN = r.subject, "adele.vance@contoso.example"
+			if body, err = res.Marshal(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := js.Publish(ctx, worker.ResultSubject(r.key), body); err != nil {
 			t.Fatal(err)
 		}
 	}
 	t.Run("results", func(t *testing.T) {
 		code, stdout, stderr := runCLI(t, "results", "--nats-url", url)
-		if code != 0 || strings.Count(stdout, "✔ succeeded") != 2 {
+		if code != 0 || strings.Count(stdout, "✔ succeeded") != 3 {
 			t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 		}
-		code, stdout, _ = runCLI(t, "results", "--nats-url", url, "--subject", "Adele.Vance@contoso.example", "--json")
-		lines := strings.Split(strings.TrimSpace(stdout), "\n")
-		if code != 0 || len(lines) != 1 {
-			t.Fatalf("filtered: exit %d, %q", code, stdout)
-		}
-		if res, err := events.DecodeResult([]byte(lines[0])); err != nil || res.Data.Event.ID != "evt-1" {
-			t.Fatalf("filtered result %q: %v", lines[0], err)
+		// By either name: the result under send's key for the UPN, and the one
+		// keyed by object id that names her UPN; not Alex's.
+		for _, name := range []string{"Adele.Vance@contoso.example", "3B1F8A52-6C0E-4D2A-9F4B-7E5D1C2A0001"} {
+			code, stdout, _ = runCLI(t, "results", "--nats-url", url, "--subject", name, "--json")
+			lines := strings.Split(strings.TrimSpace(stdout), "\n")
+			var ids []string
+			for _, l := range lines {
+				res, err := events.DecodeResult([]byte(l))
+				if err != nil {
+					t.Fatalf("filtered result %q: %v", l, err)
+				}
+				ids = append(ids, res.Data.Event.ID)
+			}
+			want := map[string]string{"Adele.Vance@contoso.example": "evt-1 evt-3", "3B1F8A52-6C0E-4D2A-9F4B-7E5D1C2A0001": "evt-3"}[name]
+			if code != 0 || strings.Join(ids, " ") != want {
+				t.Fatalf("--subject %s: exit %d, results %v, want %s", name, code, ids, want)
+			}
 		}
 	})
 	t.Run("results follow", func(t *testing.T) {

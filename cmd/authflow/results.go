@@ -21,7 +21,7 @@ func runResults(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	follow := fs.Bool("follow", false, "keep printing new results as they arrive (until interrupted)")
 	since := fs.Duration("since", 0, "only results stored in the last `DURATION` (e.g. 1h; default all)")
 	jsonOut := fs.Bool("json", false, "print each result as one line of JSON (for authflow open, jq)")
-	subject := fs.String("subject", "", "only the results of this user (object id or UPN, keyed as authflow send keys it)")
+	subject := fs.String("subject", "", "only the results of this user, by object id or UPN, whichever name the events used")
 	key := fs.String("key", "", "only the results of this user key (authflow.results.<key>)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -33,15 +33,19 @@ func runResults(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usagef("--since must not be negative")
 	}
 	filter := worker.ResultsSubjectPrefix + ">"
+	var sendKey string // --subject: the result subject authflow send's key for it gives
 	switch {
 	case *subject != "" && *key != "":
 		return usagef("--subject and --key are mutually exclusive")
 	case *subject != "":
+		// Every result: a user's events may have been keyed by either name.
+		// Results name the user as sent and, once resolved, by object id and
+		// UPN (events.UserInfo.Names).
 		k, err := userKey(*subject)
 		if err != nil {
 			return usagef("--subject: %v", err)
 		}
-		filter = worker.ResultSubject(k)
+		sendKey = worker.ResultSubject(k)
 	case *key != "":
 		if !worker.ValidKey(*key) {
 			return usagef("invalid --key %q", *key)
@@ -66,13 +70,18 @@ func runResults(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	p := newResultPrinter(stdout)
 	return readStream(ctx, js, worker.ResultsStream, cfg, *follow, func(m jetstream.Msg) {
-		if *jsonOut {
-			fmt.Fprintf(stdout, "%s\n", m.Data())
-			return
-		}
 		res, err := events.DecodeResult(m.Data())
 		if err != nil {
 			fmt.Fprintf(stderr, "undecodable result on %s: %v\n", m.Subject(), err)
+			return
+		}
+		// Under send's key for the name (also an undecodable event's
+		// result), or naming the user by it.
+		if *subject != "" && m.Subject() != sendKey && !res.Data.User.Names(*subject) {
+			return
+		}
+		if *jsonOut {
+			fmt.Fprintf(stdout, "%s\n", m.Data())
 			return
 		}
 		p.print(res)
