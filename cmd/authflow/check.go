@@ -142,7 +142,7 @@ func checkJetStream(ctx context.Context, c *checklist, step func() (context.Cont
 		return
 	}
 	c.ok("JetStream enabled for this account")
-	for _, name := range []string{worker.EventsStream, worker.ResultsStream, worker.DLQStream} {
+	for _, name := range []string{worker.EventsStream, worker.ResultsStream, worker.DLQStream, worker.PriorityStream} {
 		s, err := js.Stream(sctx, name)
 		if err != nil {
 			if errors.Is(err, jetstream.ErrStreamNotFound) {
