@@ -28,6 +28,20 @@ func bind(v *value, dst reflect.Value, path string) *Error {
 	if v.kind == kindNull {
 		return invalid(path, "must not be null")
 	}
+	if dst.Type() == extensionsType {
+		if v.kind != kindObject {
+			return invalid(path, "must be an object, not %s", v.kind)
+		}
+		x := Extensions{}
+		for i := range v.members {
+			m := &v.members[i]
+			if err := x.add(m.key, &m.val, join(path, m.key)); err != nil {
+				return err
+			}
+		}
+		dst.Set(reflect.ValueOf(x))
+		return nil
+	}
 	if dst.Type() == timeType {
 		if v.kind != kindString {
 			return invalid(path, "must be an RFC 3339 date-time string, not %s", v.kind)
@@ -103,7 +117,10 @@ func bind(v *value, dst reflect.Value, path string) *Error {
 	return nil
 }
 
-var timeType = reflect.TypeFor[time.Time]()
+var (
+	timeType       = reflect.TypeFor[time.Time]()
+	extensionsType = reflect.TypeFor[Extensions]()
+)
 
 // fieldByTag finds the field of struct value s whose json tag name is key,
 // looking into embedded structs.
@@ -152,11 +169,21 @@ func plainKey(key string) bool {
 	return true
 }
 
-// parseTime parses an RFC 3339 date-time in the strict form the schemas
-// allow (upper-case T and Z, seconds 00-59, at most 9 fraction digits).
+// parseTime parses an RFC 3339 date-time in the form the schemas allow:
+// "T" and "Z" in either case (RFC 3339 section 5.6), seconds 00-59 (Go's
+// time cannot hold a leap second), at most 9 fraction digits.
 func parseTime(s string) (time.Time, error) {
 	if !reTime.MatchString(s) {
 		return time.Time{}, errorString("must be an RFC 3339 date-time such as 2026-11-26T09:00:00Z")
+	}
+	// time.Parse wants upper case; the pattern fixed where t and z are.
+	if s[10] == 't' || s[len(s)-1] == 'z' {
+		b := []byte(s)
+		b[10] = 'T'
+		if b[len(b)-1] == 'z' {
+			b[len(b)-1] = 'Z'
+		}
+		s = string(b)
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {

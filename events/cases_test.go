@@ -2,6 +2,7 @@ package events
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 )
 
@@ -68,9 +69,18 @@ func badCases() []badCase {
 		{name: "missing id", raw: without("id", ""), code: CodeInvalidEvent, field: "id"},
 		{name: "empty id", raw: without("id", `"id":""`), code: CodeInvalidEvent, field: "id"},
 		{name: "id number", raw: without("id", `"id":42`), code: CodeInvalidEvent, field: "id"},
-		{name: "id with space", raw: without("id", `"id":"e 1"`), code: CodeInvalidEvent, field: "id"},
 		{name: "id too long", raw: without("id", `"id":"`+strings.Repeat("a", 129)+`"`), code: CodeInvalidEvent, field: "id"},
 		{name: "missing source", raw: without("source", ""), code: CodeInvalidEvent, field: "source"},
+		{name: "id with leading space", raw: without("id", `"id":" e-1"`), code: CodeInvalidEvent, field: "id"},
+		{name: "id with trailing space", raw: without("id", `"id":"e-1 "`), code: CodeInvalidEvent, field: "id"},
+		{name: "id with CRLF", raw: without("id", `"id":"e-1\r\nX-Forged: 1"`), code: CodeInvalidEvent, field: "id"},
+		{name: "id with bidi override", raw: without("id", `"id":"e-\u202e1"`), code: CodeInvalidEvent, field: "id"},
+		{name: "id of 129 characters in Unicode", raw: without("id", `"id":"`+strings.Repeat("é", 129)+`"`), code: CodeInvalidEvent, field: "id"},
+		{name: "source with space", raw: without("source", `"source":"hr workday"`), code: CodeInvalidEvent, field: "source"},
+		{name: "source with two fragments", raw: without("source", `"source":"hr/workday#a#b"`), code: CodeInvalidEvent, field: "source"},
+		{name: "source with bad percent escape", raw: without("source", `"source":"hr/%zzworkday"`), code: CodeInvalidEvent, field: "source"},
+		{name: "source with IPv6 brackets", raw: without("source", `"source":"https://[::1]/hr"`), code: CodeInvalidEvent, field: "source"},
+		{name: "source non-ASCII", raw: without("source", `"source":"hr/wörkday"`), code: CodeInvalidEvent, field: "source"},
 		{name: "source with CRLF", raw: without("source", `"source":"hr/workday\r\nX-Forged: 1"`), code: CodeInvalidEvent, field: "source"},
 		{name: "missing type", raw: without("type", ""), code: CodeInvalidEvent, field: "type"},
 		{name: "type null", raw: without("type", `"type":null`), code: CodeInvalidEvent, field: "type"},
@@ -84,9 +94,32 @@ func badCases() []badCase {
 		{name: "data array", raw: without("data", `"data":[]`), code: CodeInvalidEvent, field: "data"},
 		{name: "data string", raw: without("data", `"data":"{}"`), code: CodeInvalidEvent, field: "data"},
 		{name: "data_base64", raw: without("data", `"data_base64":"e30="`), code: CodeInvalidEvent, field: "data_base64"},
-		{name: "unknown envelope field", raw: without("data", `"data":{},"dataschema":"https://example.com/s"`), code: CodeInvalidEvent, field: "dataschema"},
 		{name: "envelope key in another case", raw: without("id", `"ID":"e-1"`), code: CodeInvalidEvent, field: "ID"},
 		{name: "datacontenttype text", raw: without("data", `"data":{},"datacontenttype":"text/plain"`), code: CodeInvalidEvent, field: "datacontenttype"},
+		{name: "datacontenttype xml", raw: without("data", `"data":{},"datacontenttype":"application/xml"`), code: CodeInvalidEvent, field: "datacontenttype"},
+		{name: "datacontenttype json with a space before the subtype", raw: without("data", `"data":{},"datacontenttype":"application/ json"`), code: CodeInvalidEvent, field: "datacontenttype"},
+		{name: "datacontenttype charset latin-1", raw: without("data", `"data":{},"datacontenttype":"application/json; charset=iso-8859-1"`), code: CodeInvalidEvent, field: "datacontenttype", schemaBlind: true},
+		{name: "datacontenttype repeated parameter", raw: without("data", `"data":{},"datacontenttype":"application/json; a=1; a=2"`), code: CodeInvalidEvent, field: "datacontenttype", schemaBlind: true},
+		{name: "datacontenttype empty", raw: without("data", `"data":{},"datacontenttype":""`), code: CodeInvalidEvent, field: "datacontenttype"},
+		{name: "dataschema relative", raw: without("data", `"data":{},"dataschema":"schemas/joined.json"`), code: CodeInvalidEvent, field: "dataschema"},
+		{name: "dataschema with space", raw: without("data", `"data":{},"dataschema":"https://example.com/a b"`), code: CodeInvalidEvent, field: "dataschema"},
+		{name: "dataschema number", raw: without("data", `"data":{},"dataschema":1`), code: CodeInvalidEvent, field: "dataschema"},
+		{name: "unknown attribute in upper case", raw: without("data", `"data":{},"Dataschema":"https://example.com/s"`), code: CodeInvalidEvent, field: "Dataschema"},
+		{name: "extension name with underscore", raw: without("data", `"data":{},"com_example":"x"`), code: CodeInvalidEvent, field: "com_example"},
+		{name: "extension name of 21 characters", raw: without("data", `"data":{},"`+strings.Repeat("a", 21)+`":"x"`), code: CodeInvalidEvent, field: strings.Repeat("a", 21)},
+		{name: "extension name with a dash", raw: without("data", `"data":{},"ticket-id":"x"`), code: CodeInvalidEvent, field: "ticket-id"},
+		{name: "extension null", raw: without("data", `"data":{},"ticketid":null`), code: CodeInvalidEvent, field: "ticketid"},
+		{name: "extension object", raw: without("data", `"data":{},"ticketid":{"a":1}`), code: CodeInvalidEvent, field: "ticketid"},
+		{name: "extension array", raw: without("data", `"data":{},"ticketid":["a"]`), code: CodeInvalidEvent, field: "ticketid"},
+		{name: "extension fraction", raw: without("data", `"data":{},"priority":1.5`), code: CodeInvalidEvent, field: "priority"},
+		{name: "extension integer beyond 32 bits", raw: without("data", `"data":{},"priority":2147483648`), code: CodeInvalidEvent, field: "priority"},
+		{name: "extension empty", raw: without("data", `"data":{},"ticketid":""`), code: CodeInvalidEvent, field: "ticketid"},
+		{name: "extension of 257 characters", raw: without("data", `"data":{},"ticketid":"`+strings.Repeat("é", 257)+`"`), code: CodeInvalidEvent, field: "ticketid"},
+		{name: "extension with CRLF", raw: without("data", `"data":{},"ticketid":"INC1\r\nX-Forged: 1"`), code: CodeInvalidEvent, field: "ticketid"},
+		{name: "extension with bidi override", raw: without("data", `"data":{},"ticketid":"INC\u202e1"`), code: CodeInvalidEvent, field: "ticketid"},
+		{name: "extension invalid UTF-8", raw: without("data", "\"data\":{},\"ticketid\":\"INC\xff\""), code: CodeInvalidEvent, field: "", schemaBlind: true},
+		{name: "duplicate extension", raw: without("data", `"data":{},"ticketid":"a","ticketid":"b"`), code: CodeInvalidEvent, field: "ticketid", schemaBlind: true},
+		{name: "17 extensions", raw: without("data", `"data":{}`+manyExtensions(17)), code: CodeInvalidEvent, field: "x17", schemaBlind: true},
 		{name: "bad traceparent", raw: without("data", `"data":{},"traceparent":"00-abc-def-01"`), code: CodeInvalidEvent, field: "traceparent"},
 		{name: "tracestate with newline", raw: without("data", `"data":{},"tracestate":"a=b\nc=d"`), code: CodeInvalidEvent, field: "tracestate"},
 
@@ -121,9 +154,10 @@ func badCases() []badCase {
 
 		// Time.
 		{name: "time with space", raw: timed("2026-11-26 09:00:00Z"), code: CodeInvalidEvent, field: "time"},
-		{name: "time lower-case z", raw: timed("2026-11-26T09:00:00z"), code: CodeInvalidEvent, field: "time"},
 		{name: "time without zone", raw: timed("2026-11-26T09:00:00"), code: CodeInvalidEvent, field: "time"},
 		{name: "time February 30", raw: timed("2026-02-30T09:00:00Z"), code: CodeInvalidEvent, field: "time"},
+		{name: "time with lower-case t and a space", raw: timed("2026-11-26t09:00:00 z"), code: CodeInvalidEvent, field: "time"},
+		{name: "time with 10 fraction digits", raw: timed("2026-11-26T09:00:00.1234567891Z"), code: CodeInvalidEvent, field: "time"},
 		{name: "time leap second", raw: timed("2026-12-31T23:59:60Z"), code: CodeInvalidEvent, field: "time"},
 		{name: "time as number", raw: without("time", `"time":1764147600`), code: CodeInvalidEvent, field: "time"},
 
@@ -241,6 +275,38 @@ func goodCases() []goodCase {
 		{"mfa reset minimal", event(TypeMFAReset, "lee.gu@contoso.com", `{}`)},
 		{"password reset without force change", event(TypePasswordReset, "isaiah.langer@contoso.com", `{"sealTo":"`+testSealTo+`","forceChange":false}`)},
 		{"phone.set office with extension", event(TypePhoneSet, "alex.wilber@contoso.com", `{"phoneType":"office","phoneNumber":"+1 425 555 0100 x42"}`)},
+		// CloudEvents 1.0 allows all of these (docs/events.md, "CloudEvents conformance").
+		{"extension attributes", without("data", `"data":{},"comexampleticket":"INC0012345","priority":5,"urgent":true,"correlation":"a <b> & c"`)},
+		{"extension integer written as 5.0", without("data", `"data":{},"priority":5.0`)},
+		{"extension integer bounds", without("data", `"data":{},"lo":-2147483648,"hi":2147483647`)},
+		{"16 extensions", without("data", `"data":{}`+manyExtensions(16))},
+		{"extension name of 20 characters", without("data", `"data":{},"`+strings.Repeat("a", 20)+`":"x"`)},
+		{"extension of 256 characters", without("data", `"data":{},"ticketid":"`+strings.Repeat("é", 256)+`"`)},
+		{"dataschema", without("data", `"data":{},"dataschema":"https://schemas.example.com/authflow/methods.inventory.v1.json"`)},
+		{"dataschema urn", without("data", `"data":{},"dataschema":"urn:example:authflow:inventory:v1"`)},
+		{"datacontenttype with charset", without("data", `"data":{},"datacontenttype":"application/json; charset=utf-8"`)},
+		{"datacontenttype with quoted charset", without("data", `"data":{},"datacontenttype":"application/json;charset=\"UTF-8\""`)},
+		{"datacontenttype in upper case", without("data", `"data":{},"datacontenttype":"Application/JSON"`)},
+		{"datacontenttype +json", without("data", `"data":{},"datacontenttype":"application/vnd.contoso.hr+json; version=2"`)},
+		{"time lower-case t and z", without("time", `"time":"2026-11-26t09:00:00z"`)},
+		{"time lower-case z", without("time", `"time":"2026-11-26T09:00:00.5z"`)},
+		{"source with query", without("source", `"source":"https://hr.example.com/feeds?tenant=contoso&x=1"`)},
+		{"source absolute path", without("source", `"source":"/sensors/tn-1234567/alerts"`)},
+		{"source urn", without("source", `"source":"urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66"`)},
+		{"source with fragment and escapes", without("source", `"source":"hr/workday%20eu#feed"`)},
+		{"id with spaces", without("id", `"id":"INC 0012345 / attempt 1"`)},
+		{"id in Unicode", without("id", `"id":"évènement-1"`)},
+		{"id of one character", without("id", `"id":"#"`)},
 		{"display name with emoji and accents", event(TypeDeviceLost, "megan.bowen@contoso.com", `{"device":{"displayName":"Mégan's 📱"}}`)},
 	}
+}
+
+// manyExtensions returns n extension members x1..xn, each with a leading
+// comma.
+func manyExtensions(n int) string {
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, `,"x%d":%d`, i, i)
+	}
+	return b.String()
 }

@@ -16,7 +16,9 @@ import (
 // SpecVersion is the CloudEvents version events and results use.
 const SpecVersion = "1.0"
 
-// ContentTypeJSON is the only datacontenttype events may declare.
+// ContentTypeJSON is the datacontenttype of results and of the events
+// MarshalEvent writes. Events may declare any JSON media type (see
+// Event.DataContentType).
 const ContentTypeJSON = "application/json"
 
 // DefaultMaxBytes is the largest event Decoder accepts unless told
@@ -26,15 +28,23 @@ const DefaultMaxBytes = 64 << 10
 
 // Event is one decoded, validated event.
 type Event struct {
-	SpecVersion     string
-	ID              string
-	Source          string
-	Type            string
-	Subject         string
-	Time            time.Time
-	DataContentType string // "" or "application/json"
+	SpecVersion string
+	ID          string
+	Source      string
+	Type        string
+	Subject     string
+	Time        time.Time
+	// DataContentType is as sent: "", or a JSON media type such as
+	// "application/json; charset=utf-8" or "application/vnd.x+json".
+	DataContentType string
+	DataSchema      string // an absolute URI, as sent; optional, not fetched
 	TraceParent     string // W3C traceparent (CloudEvents distributed-tracing extension); optional
 	TraceState      string // W3C tracestate; optional
+	// Extensions holds the event's other CloudEvents extension attributes
+	// by name, each value as compact JSON: a string, an integer (in
+	// decimal) or a boolean. nil when there are none. The worker copies it
+	// into the result (ResultData.Extensions).
+	Extensions Extensions
 	// Data is the event's data exactly as received.
 	Data json.RawMessage
 	// Payload is the decoded, validated data: a pointer to the type's
@@ -112,8 +122,9 @@ func (d Decoder) decode(raw []byte) (*Event, *Error) {
 		return nil, invalid("", "an event must be a JSON object, not %s", doc.kind)
 	}
 	var env struct {
-		specversion, id, source, typ, subject, time, datacontenttype, traceparent, tracestate, data *value
+		specversion, id, source, typ, subject, time, datacontenttype, dataschema, traceparent, tracestate, data *value
 	}
+	var ext Extensions
 	for i := range doc.members {
 		m := &doc.members[i]
 		switch m.key {
@@ -131,14 +142,23 @@ func (d Decoder) decode(raw []byte) (*Event, *Error) {
 			env.time = &m.val
 		case "datacontenttype":
 			env.datacontenttype = &m.val
+		case "dataschema":
+			env.dataschema = &m.val
 		case "traceparent":
 			env.traceparent = &m.val
 		case "tracestate":
 			env.tracestate = &m.val
 		case "data":
 			env.data = &m.val
+		case "data_base64":
+			return nil, invalid("data_base64", "binary data is not accepted: an authflow event carries a JSON object in data")
 		default:
-			return nil, invalid(join("", m.key), "unknown field")
+			if ext == nil {
+				ext = Extensions{}
+			}
+			if err := ext.add(m.key, &m.val, join("", m.key)); err != nil {
+				return nil, err
+			}
 		}
 	}
 	ev := &Event{}
@@ -152,14 +172,14 @@ func (d Decoder) decode(raw []byte) (*Event, *Error) {
 	if ev.ID, err = envString(env.id, "id", true); err != nil {
 		return nil, err
 	}
-	if err = checkString("id", ev.ID, reID, maxIDLen); err != nil {
-		return nil, err
+	if checkString("id", ev.ID, reID, maxIDLen) != nil {
+		return nil, invalid("id", "must be at most %d characters, without control characters, line separators, bidi overrides or a leading or trailing space", maxIDLen)
 	}
 	if ev.Source, err = envString(env.source, "source", true); err != nil {
 		return nil, err
 	}
-	if err = checkString("source", ev.Source, reSource, maxSourceLen); err != nil {
-		return nil, err
+	if checkString("source", ev.Source, reSource, maxSourceLen) != nil {
+		return nil, invalid("source", "must be a URI-reference (RFC 3986) of at most %d characters: letters, digits, %s, %%-escapes and one #", maxSourceLen, "- . _ ~ : / ? @ ! $ & ' ( ) * + , ; =")
 	}
 	if ev.Type, err = envString(env.typ, "type", true); err != nil {
 		return nil, err
@@ -186,8 +206,14 @@ func (d Decoder) decode(raw []byte) (*Event, *Error) {
 	if ev.DataContentType, err = envString(env.datacontenttype, "datacontenttype", false); err != nil {
 		return nil, err
 	}
-	if ev.DataContentType != "" && ev.DataContentType != ContentTypeJSON {
-		return nil, invalid("datacontenttype", "must be %q", ContentTypeJSON)
+	if err = checkMediaType("datacontenttype", ev.DataContentType); err != nil {
+		return nil, err
+	}
+	if ev.DataSchema, err = envString(env.dataschema, "dataschema", false); err != nil {
+		return nil, err
+	}
+	if err = checkString("dataschema", ev.DataSchema, reDataSchema, maxDataSchemaLen); err != nil {
+		return nil, invalid("dataschema", "must be an absolute URI of at most %d characters", maxDataSchemaLen)
 	}
 	if ev.TraceParent, err = envString(env.traceparent, "traceparent", false); err != nil {
 		return nil, err
@@ -219,6 +245,7 @@ func (d Decoder) decode(raw []byte) (*Event, *Error) {
 	}
 	ev.Data = json.RawMessage(bytes.Clone(raw[env.data.start:env.data.end])) // the caller may reuse raw
 	ev.Payload = p
+	ev.Extensions = ext
 	ev.DryRun = c.DryRun
 	ev.Verification = c.Verification
 	return ev, nil

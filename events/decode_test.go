@@ -1,6 +1,7 @@
 package events
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -145,6 +146,18 @@ func TestDecodeEnvelope(t *testing.T) {
 	ev := decodeOK(t, raw)
 	if ev.DataContentType != ContentTypeJSON || ev.TraceParent != "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" || ev.TraceState != "congo=t61rcWkgMzE" {
 		t.Errorf("envelope = %+v", ev)
+	}
+	if ev.Extensions != nil || ev.DataSchema != "" {
+		t.Errorf("Extensions = %v, DataSchema = %q, want none", ev.Extensions, ev.DataSchema)
+	}
+	ev = decodeOK(t, without("data", `"data":{},"dataschema":"https://example.com/s.json","datacontenttype":"application/json; charset=utf-8","ticket":"INC 1","priority":7,"urgent":true`))
+	want := Extensions{"ticket": json.RawMessage(`"INC 1"`), "priority": json.RawMessage(`7`), "urgent": json.RawMessage(`true`)}
+	if !reflect.DeepEqual(ev.Extensions, want) || ev.DataSchema != "https://example.com/s.json" || ev.DataContentType != "application/json; charset=utf-8" {
+		t.Errorf("Extensions = %v, DataSchema = %q, DataContentType = %q", ev.Extensions, ev.DataSchema, ev.DataContentType)
+	}
+	ev = decodeOK(t, without("time", `"time":"2026-11-26t10:00:00.5+01:00"`))
+	if !ev.Time.Equal(time.Date(2026, 11, 26, 9, 0, 0, 5e8, time.UTC)) {
+		t.Errorf("Time = %v", ev.Time)
 	}
 	ev = decodeOK(t, event(TypeMethodsInventory, "3F0C9A4E-8B1D-4C1A-9E0F-2B6D7C8E9A10", `{}`))
 	if ev.User != (UserRef{ObjectID: "3f0c9a4e-8b1d-4c1a-9e0f-2b6d7c8e9a10"}) || ev.Subject != "3F0C9A4E-8B1D-4C1A-9E0F-2B6D7C8E9A10" {

@@ -137,6 +137,8 @@ const (
 	rulePhone          // number fails libphonenumber's validation
 	ruleKey            // nkeys checksum or key type
 	ruleConfig         // decoder misconfiguration
+	ruleCount          // more extension attributes than allowed
+	ruleMediaType      // a media type's parameters (charset other than utf-8, repeated)
 )
 
 // schemaBlind reports whether the error comes from a check that the JSON

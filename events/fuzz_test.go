@@ -72,6 +72,16 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Plan of a decoded event: %v", err)
 		}
+		// The worker copies the extensions into the result: that result
+		// must marshal and validate.
+		res := NewResult(ev.Key(), ev.Subject, ResultData{Event: ev.Ref(), Status: StatusSucceeded, Extensions: ev.Extensions}, ev.Time)
+		rb, err := res.Marshal()
+		if err != nil {
+			t.Fatalf("a result carrying the extensions %v: %v", ev.Extensions, err)
+		}
+		if ok, verr := validates(s.result, rb); !ok {
+			t.Fatalf("the result schema rejects the extensions (%v): %s", verr, rb)
+		}
 		for _, op := range ops {
 			if !op.Kind.Valid() {
 				t.Fatalf("op kind %q", op.Kind)

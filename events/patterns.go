@@ -14,11 +14,28 @@ import (
 // is a UPN's shape as the schema can state it; ParseUser applies
 // ident.CheckUPN, which also bounds the lengths of its parts.
 const (
-	patternID          = `^[A-Za-z0-9][A-Za-z0-9._~:@+/=-]*$`
-	patternSource      = `^[A-Za-z0-9][A-Za-z0-9._~:/@+-]*$`
+	// patternID: CloudEvents allows any non-empty string. authflow refuses
+	// only what would forge a log line or a NATS header (controls, line and
+	// paragraph separators, bidi overrides, BOM) and a leading or trailing
+	// space, which a NATS header value loses.
+	patternID = "^[^ \u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff](?:[^\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]*[^ \u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff])?$"
+	// patternSource is a URI-reference (RFC 3986) by its characters:
+	// unreserved, reserved and percent-encoded octets, at most one "#".
+	// No "[" or "]" (IPv6 literals), so no two readers split it differently.
+	patternSource = `^([A-Za-z0-9._~:/?@!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*(#([A-Za-z0-9._~:/?@!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*)?$`
+	// patternDataSchema is an absolute URI: a scheme, ":", URI characters.
+	patternDataSchema = `^[A-Za-z][A-Za-z0-9+.-]*:([A-Za-z0-9._~:/?@!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*(#([A-Za-z0-9._~:/?@!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*)?$`
+	// patternMediaType is an RFC 2046 media type whose data is JSON:
+	// application/json or application/<anything>+json, any case, with
+	// RFC 9110 parameters. The decoder also requires a charset, when
+	// given, to be utf-8 (the schema cannot say "if charset then").
+	patternMediaType = "^[Aa][Pp][Pp][Ll][Ii][Cc][Aa][Tt][Ii][Oo][Nn]/([!#$%&'*+.^_`|~0-9A-Za-z-]+\\+)?[Jj][Ss][Oo][Nn]([ \t]*;[ \t]*[!#$%&'*+.^_`|~0-9A-Za-z-]+=([!#$%&'*+.^_`|~0-9A-Za-z-]+|\"([\t !#-\\[\\]-~]|\\\\[\t -~])*\"))*$"
+	// patternAttrName is a CloudEvents attribute name: lower-case ASCII
+	// letters and digits, at most 20 (the spec's recommended bound).
+	patternAttrName    = `^[a-z0-9]{1,20}$`
 	patternGUID        = `^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`
 	patternUPN         = `^[A-Za-z0-9'_!^~-]+(\.[A-Za-z0-9'_!^~-]+)*(#EXT#)?@[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$`
-	patternTime        = `^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$`
+	patternTime        = `^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$`
 	patternPhoneInput  = `^\+?[0-9(][0-9 ().-]*(x[0-9]{1,10})?$`
 	patternEmail       = `^[A-Za-z0-9_+'-]+(\.[A-Za-z0-9_+'-]+)*@[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$`
 	patternMethodID    = `^[A-Za-z0-9_-]+$`
@@ -50,6 +67,11 @@ const (
 	maxTicketIDLen   = 64
 	maxTextLen       = 128
 	maxTraceStateLen = 512
+	maxDataSchemaLen = 512
+	maxMediaTypeLen  = 128
+	maxExtensionLen  = 256 // an extension attribute's string value
+	// maxExtensions bounds the extension attributes of one event.
+	maxExtensions = 16
 )
 
 // Compiled once; a *regexp.Regexp is immutable and safe for concurrent use.
@@ -66,6 +88,9 @@ var (
 	reXKey        = regexp.MustCompile(patternXKey)
 	reTicketID    = regexp.MustCompile(patternTicketID)
 	reTraceParent = regexp.MustCompile(patternTraceParent)
+	reDataSchema  = regexp.MustCompile(patternDataSchema)
+	reMediaType   = regexp.MustCompile(patternMediaType)
+	reAttrName    = regexp.MustCompile(patternAttrName)
 	reTraceState  = regexp.MustCompile(patternTraceState)
 	reText        = regexp.MustCompile(patternText)
 	reTypeName    = regexp.MustCompile(patternTypeName)

@@ -113,6 +113,10 @@ type ResultData struct {
 	Error      *ErrorInfo  `json:"error,omitempty"`      // why the event failed or was rejected
 	Provenance *Provenance `json:"provenance,omitempty"` // who asked, as the event says
 	Redrive    *Redrive    `json:"redrive,omitempty"`    // set when an operator re-drove the event
+	// Extensions are the event's CloudEvents extension attributes
+	// (Event.Extensions), copied so a receiver can correlate the result
+	// with what it sent; absent when the event had none or did not decode.
+	Extensions Extensions `json:"extensions,omitempty"`
 	// Attempts counts the attempts that ran the plan: 0 when the event was
 	// rejected before running it.
 	Attempts int `json:"attempts"`
@@ -394,6 +398,9 @@ func (r *Result) validate() *Error {
 		if rd.At.IsZero() {
 			return invalid("data.redrive.at", "required")
 		}
+	}
+	if err := d.Extensions.validate("data.extensions"); err != nil {
+		return err
 	}
 	for i := range d.Operations {
 		if err := d.Operations[i].validate("data.operations[" + itoa(i) + "]"); err != nil {

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
@@ -27,6 +28,7 @@ func sampleResult(t testing.TB) *Result {
 			{Op: OpIssueTAP, MethodKind: KindTAP, MethodID: "6f1967b7-15e8-4935-ac26-d50770ed07a7", Outcome: OutcomeSkipped, Secret: sealed},
 		},
 		Error:      InfoOf(&Error{Code: CodeGraphPermanent, Message: "operation 3 failed"}),
+		Extensions: Extensions{"comexampleticket": json.RawMessage(`"INC0012345"`), "priority": json.RawMessage(`5`), "urgent": json.RawMessage(`true`)},
 		Attempts:   2,
 		ReceivedAt: at,
 		StartedAt:  at.Add(35 * time.Millisecond),
@@ -182,6 +184,13 @@ func TestDecodeResultRejects(t *testing.T) {
 		{"plaintext secret field", strings.Replace(s, `"secret":{`, `"secret":{"value":"hG7#kd2Q",`, 1), CodeInvalidEvent},
 		{"attempts fraction", strings.Replace(s, `"attempts":2`, `"attempts":2.5`, 1), CodeInvalidEvent},
 		{"too large", `{"pad":"` + strings.Repeat("x", maxResultBytes) + `"}`, CodePayloadTooLarge},
+		{"extension with a core name", strings.Replace(s, `"extensions":{`, `"extensions":{"data":"x",`, 1), CodeInvalidEvent},
+		{"extension with a bad name", strings.Replace(s, `"extensions":{`, `"extensions":{"Ticket":"x",`, 1), CodeInvalidEvent},
+		{"extension null", strings.Replace(s, `"extensions":{`, `"extensions":{"a":null,`, 1), CodeInvalidEvent},
+		{"extension object", strings.Replace(s, `"extensions":{`, `"extensions":{"a":{},`, 1), CodeInvalidEvent},
+		{"extension fraction", strings.Replace(s, `"priority":5`, `"priority":5.5`, 1), CodeInvalidEvent},
+		{"extensions not an object", strings.Replace(s, `"extensions":{`, `"extensions":[{`, 1), CodeInvalidEvent},
+		{"17 extensions", strings.Replace(s, `"extensions":{`, `"extensions":{"a1":1,"a2":1,"a3":1,"a4":1,"a5":1,"a6":1,"a7":1,"a8":1,"a9":1,"a10":1,"a11":1,"a12":1,"a13":1,"a14":1,`, 1), CodeInvalidEvent},
 		{"an event, not a result", string(event(TypeMethodsInventory, "a@contoso.com", `{}`)), CodeInvalidEvent},
 	}
 	for _, tc := range tests {
@@ -214,5 +223,41 @@ func TestResultEnums(t *testing.T) {
 	}
 	if len(OpKinds()) != 16 || len(MethodKinds()) != 11 {
 		t.Errorf("%d op kinds, %d method kinds", len(OpKinds()), len(MethodKinds()))
+	}
+}
+
+func TestResultExtensionsCanonical(t *testing.T) {
+	t.Parallel()
+	for _, x := range []Extensions{
+		{"priority": json.RawMessage(`5.0`)},
+		{"ticket": json.RawMessage(` "a"`)},
+		{"ticket": json.RawMessage(`"\u0041"`)},
+		{"ticket": json.RawMessage(`"a\nb"`)},
+		{"data": json.RawMessage(`"a"`)},
+		{"Ticket": json.RawMessage(`"a"`)},
+		{"ticket": json.RawMessage(`{"a":1}`)},
+		{"ticket": json.RawMessage(`"a"x`)},
+	} {
+		r := sampleResult(t)
+		r.Data.Extensions = x
+		if b, err := r.Marshal(); CodeOf(err) != CodeInvalidEvent {
+			t.Errorf("Marshal with extensions %v = %s, %v; want invalid_event", x, b, err)
+		}
+	}
+	// What the decoder stores is canonical.
+	ev := decodeOK(t, without("data", `"data":{},"n":4.2e1,"s":"<a & b>","b":false`))
+	r := sampleResult(t)
+	r.Data.Extensions = ev.Extensions
+	b, err := r.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// encoding/json escapes <, > and & in every result string alike.
+	if !strings.Contains(string(b), `"extensions":{"b":false,"n":42,"s":"\u003ca \u0026 b\u003e"}`) {
+		t.Errorf("result extensions: %s", b)
+	}
+	back, err := DecodeResult(b)
+	if err != nil || !reflect.DeepEqual(back.Data.Extensions, ev.Extensions) {
+		t.Errorf("DecodeResult: %v, extensions %v", err, back.Data.Extensions)
 	}
 }

@@ -97,6 +97,10 @@ func TestSchemaPatternsMatchDecoder(t *testing.T) {
 		{"time", patternTime, 0},
 		{"traceparent", patternTraceParent, 0},
 		{"tracestate", patternTraceState, maxTraceStateLen},
+		{"datacontenttype", patternMediaType, maxMediaTypeLen},
+		{"dataschema", patternDataSchema, maxDataSchemaLen},
+		{"attributeName", patternAttrName, 0},
+		{"extension", patternText, maxExtensionLen},
 		{"typeName", patternTypeName, maxTypeLen},
 		{"phone", patternPhoneInput, maxPhoneInputLen},
 		{"email", patternEmail, maxEmailLen},
@@ -237,6 +241,13 @@ func TestSchemaAndDecoderAgree(t *testing.T) {
 		func(s string) string { return strings.Replace(s, `"outcome":"failed"`, `"outcome":"created"`, 1) },
 		func(s string) string { return strings.Replace(s, `"secret":{`, `"secret":{"value":"x",`, 1) },
 		func(s string) string { return strings.Replace(s, `"status":"failed"`, `"status":"succeeded"`, 1) },
+		func(s string) string { return strings.Replace(s, `"extensions":{`, `"extensions":{"data":"x",`, 1) },
+		func(s string) string { return strings.Replace(s, `"extensions":{`, `"extensions":{"com_x":"x",`, 1) },
+		func(s string) string { return strings.Replace(s, `"priority":5`, `"priority":2147483648`, 1) },
+		func(s string) string { return strings.Replace(s, `"urgent":true`, `"urgent":""`, 1) },
+		func(s string) string {
+			return strings.Replace(s, `"extensions":{`, `"extensions":{"a1":1,"a2":1,"a3":1,"a4":1,"a5":1,"a6":1,"a7":1,"a8":1,"a9":1,"a10":1,"a11":1,"a12":1,"a13":1,"a14":1,`, 1)
+		},
 	} {
 		bad := change(string(good))
 		_, derr := DecodeResult([]byte(bad))
