@@ -519,3 +519,40 @@ func TestRetriesExhausted(t *testing.T) {
 		t.Fatalf("dead letters: %d", len(dl))
 	}
 }
+
+// TestBinaryModeAndExtensions: an event in the NATS binding's binary mode
+// (ce- headers, data as the body) runs like a structured one, and its
+// extension attributes come back in its result.
+func TestBinaryModeAndExtensions(t *testing.T) {
+	e := newEnv(t)
+	e.startWorker()
+	id, upn := uid(980), "binary@contoso.example"
+	e.seed(id, upn)
+	h := nats.Header{}
+	h.Set("ce-specversion", "1.0")
+	h.Set("ce-id", "binary-1")
+	h.Set("ce-source", "hr/test")
+	h.Set("ce-type", events.TypePhoneSet)
+	h.Set("ce-subject", upn)
+	h.Set("ce-time", time.Now().UTC().Format(time.RFC3339))
+	h.Set("ce-ticketsystem", "servicenow")
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	e.publish("binary", []byte(`{"phoneType":"office","phoneNumber":"+1 4255550193"}`), h)
+	// A structured event with an extension attribute.
+	sid, raw := e.event(events.TypePhoneSet, upn, map[string]any{"phoneType": "mobile", "phoneNumber": "+1 4255550194"})
+	raw = []byte(strings.Replace(string(raw), `{"data"`, `{"partnerref":"abc-1","data"`, 1))
+	e.publish("binary", raw, nil)
+	res := e.results(2, 20*time.Second)
+	for _, c := range []struct{ id, ext, val string }{{"binary-1", "ticketsystem", `"servicenow"`}, {sid, "partnerref", `"abc-1"`}} {
+		r := res[c.id]
+		if r == nil || r.Data.Status != events.StatusSucceeded {
+			t.Fatalf("%s: %+v", c.id, r)
+		}
+		if got := string(r.Data.Extensions[c.ext]); got != c.val {
+			t.Errorf("%s: extension %s = %s, want %s", c.id, c.ext, got, c.val)
+		}
+	}
+	if p := phones(e.user(id)); p["office"] != "+1 4255550193" || p["mobile"] != "+1 4255550194" {
+		t.Errorf("phones %v", p)
+	}
+}

@@ -37,8 +37,9 @@ type delivery struct {
 	w        *Worker
 	msg      jetstream.Msg
 	md       *jetstream.MsgMetadata
-	key      string // the publisher's user key (last subject token)
-	raw      []byte
+	key      string    // the publisher's user key (last subject token)
+	raw      []byte    // the message body as stored (dead letters copy it)
+	doc      []byte    // the event in structured mode: raw, or built from a binary-mode message
 	received time.Time // this delivery
 
 	ev     *events.Event
@@ -131,13 +132,22 @@ func (d *delivery) process(ctx context.Context) string {
 	if n := int(d.md.NumDelivered); n > w.hardCap() {
 		return d.terminate(ctx, events.CodeRetriesExhausted, fmt.Sprintf("delivered %d times without finishing", n))
 	}
-	ev, err := w.cfg.Decoder.Decode(d.raw)
+	d.doc = d.raw
+	if events.IsBinary(d.msg.Headers()) {
+		// The NATS binding's binary mode: attributes in ce- headers.
+		doc, err := events.StructuredFromBinary(d.msg.Headers(), d.raw)
+		if err != nil {
+			return d.poison(ctx, err)
+		}
+		d.doc = doc
+	}
+	ev, err := w.cfg.Decoder.Decode(d.doc)
 	if err != nil {
 		return d.poison(ctx, err)
 	}
 	d.ev = ev
 	d.lkey = ledgerKey(ev.Source, ev.ID)
-	d.hash = bodyHash(d.raw)
+	d.hash = bodyHash(d.doc)
 
 	d.rec, d.rev, err = w.ledger.get(ctx, d.lkey)
 	if errors.Is(err, errCorrupt) {
@@ -155,7 +165,7 @@ func (d *delivery) process(ctx context.Context) string {
 
 	// Authenticity and policy first: no Graph call for a rejected event,
 	// and a rejected event never takes the ledger slot of its source and id.
-	if err := w.cfg.Policy.CheckAuth(ev, d.raw, d.msg.Headers()); err != nil {
+	if err := w.cfg.Policy.CheckAuth(ev, d.doc, d.msg.Headers()); err != nil {
 		return d.reject(ctx, err)
 	}
 	d.authed = true
@@ -459,7 +469,7 @@ func (d *delivery) reject(ctx context.Context, err error) string {
 // with a different body: rejected (with the reason authentication gives
 // when it fails, else replayed), and the original is left alone.
 func (d *delivery) conflict(ctx context.Context) string {
-	if err := d.w.cfg.Policy.CheckAuth(d.ev, d.raw, d.msg.Headers()); err != nil {
+	if err := d.w.cfg.Policy.CheckAuth(d.ev, d.doc, d.msg.Headers()); err != nil {
 		return d.reject(ctx, err)
 	}
 	info := errorInfo(events.CodeReplayed, "source and id were already used by an event with a different body")

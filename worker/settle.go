@@ -182,11 +182,18 @@ func (d *delivery) terminate(ctx context.Context, code events.Code, message stri
 // failed and the message was handed back.
 func (d *delivery) peekResult(ctx context.Context, status events.Status, info *events.ErrorInfo) string {
 	src, id, typ := events.PeekIdentity(d.raw)
+	if events.IsBinary(d.msg.Headers()) {
+		src, id, typ = events.PeekBinaryIdentity(d.msg.Headers())
+	}
 	if src == "" || id == "" {
 		return ""
 	}
 	now := d.w.cfg.Now()
-	rid := events.ResultID(src, id, d.raw, 0)
+	doc := d.doc // the structured form when a binary-mode message was converted
+	if doc == nil {
+		doc = d.raw
+	}
+	rid := events.ResultID(src, id, doc, 0)
 	res := events.NewResult(rid, "", events.ResultData{
 		Event:  events.EventRef{Source: src, ID: id, Type: typ},
 		Status: status, Error: info,
@@ -268,10 +275,11 @@ func (d *delivery) buildResult(status events.Status, user *graphclient.User, ops
 		Operations: ops,
 		Error:      info,
 		Provenance: provenance(ev, d.msg.Headers(), d.authed),
+		Extensions: ev.Extensions,
 		ReceivedAt: d.received,
 		FinishedAt: now,
 	}
-	id := events.ResultID(ev.Source, ev.ID, d.raw, 0)
+	id := events.ResultID(ev.Source, ev.ID, d.doc, 0)
 	if d.h != nil {
 		rec := d.h.snapshot()
 		data.Attempts = rec.Attempt
