@@ -254,6 +254,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 
 	tracker := newDemoTracker()
+	seen := map[string]bool{} // result ids printed
 	if !f.noDemo {
 		js, err := jetstream.New(nc)
 		if err != nil {
@@ -288,6 +289,13 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 				log.Warn("undecodable result", "subject", m.Subject, "err", err)
 				continue
 			}
+			// A result can be published twice (its Nats-Msg-Id makes the
+			// stream keep one; a plain subscription sees both), e.g. when the
+			// interactive lane ran an event and its partition then reached it.
+			if seen[res.ID] {
+				continue
+			}
+			seen[res.ID] = true
 			p.print(res)
 			tracker.observe(res)
 			if !announced && tracker.complete() {
