@@ -21,7 +21,7 @@ import (
 var guidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
 // summaryRE is the contract of the summary line.
-var summaryRE = regexp.MustCompile(`^bench: overhead_ratio=\d+\.\d{2} concurrency_efficiency=\d+\.\d{2} speedup_vs_sequential=\d+\.\d throttle_utilisation=\d+\.\d{2} retry_after_violations=\d+ p99_ms=\d+ rss_mb=\d+$`)
+var summaryRE = regexp.MustCompile(`^bench: overhead_ratio=\d+\.\d{2} concurrency_efficiency=\d+\.\d{2} speedup_vs_sequential=\d+\.\d throttle_utilisation=\d+\.\d{2} retry_after_violations=\d+ p99_ms=\d+ rss_mb=\d+ interactive_p99_ms=\d+ drain_vs_limit=\d+\.\d{2}$`)
 
 func TestSummary(t *testing.T) {
 	r := &Report{
@@ -30,9 +30,10 @@ func TestSummary(t *testing.T) {
 		Throttling:  Throttling{Utilisation: 0.9349, RetryAfterViolations: 2},
 		Latency:     Latency{P99: 187600 * time.Microsecond},
 		Memory:      Memory{PeakRSSMB: 63.6},
+		Interactive: Interactive{Free: LatencyStats{P99: 1234400 * time.Microsecond}, DrainVsLimit: 0.9149},
 	}
 	got := r.Summary()
-	want := "bench: overhead_ratio=0.61 concurrency_efficiency=0.96 speedup_vs_sequential=30.9 throttle_utilisation=0.93 retry_after_violations=2 p99_ms=188 rss_mb=64"
+	want := "bench: overhead_ratio=0.61 concurrency_efficiency=0.96 speedup_vs_sequential=30.9 throttle_utilisation=0.93 retry_after_violations=2 p99_ms=188 rss_mb=64 interactive_p99_ms=1234 drain_vs_limit=0.91"
 	if got != want {
 		t.Fatalf("Summary()\n got %s\nwant %s", got, want)
 	}
@@ -52,6 +53,8 @@ func TestMarkdownMarksTargets(t *testing.T) {
 		Throttling:  Throttling{Utilisation: 0.95, Share429: 0.05},
 		Latency:     Latency{P99: 300 * time.Millisecond, Bound: 200 * time.Millisecond},
 		Memory:      Memory{PeakRSSMB: 60, Ready: 400 * time.Millisecond},
+		Interactive: Interactive{Free: LatencyStats{Events: 3, P50: 600 * time.Millisecond, P99: 1500 * time.Millisecond},
+			Queued: LatencyStats{Events: 2}, WithinBound: 1, PerEvent: 150 * time.Millisecond, Limit: 200, DrainVsLimit: 0.95},
 	}
 	md := r.Markdown()
 	for _, want := range []string{
@@ -60,6 +63,10 @@ func TestMarkdownMarksTargets(t *testing.T) {
 		"| 3 |  | share of requests answered 429 | 5.00% | ≤ 2% ❌ |",
 		"| 4 |  | publish-to-result **p99** (max) | 300 ms (0 ms) | ≤ 200 ms ❌ |",
 		"| 5 |  | start to ready | 400 ms | < 1 s ✅ |",
+		"| nothing queued (3 events): p50 | 600 ms | ≤ 500 ms ❌ |",
+		"| 6 |  | nothing queued: **interactive_p99** (max) | 1500 ms (0 ms) | ≤ 2000 ms ✅ |",
+		"| 6 |  | bulk queued: within (k+1) × 150 ms + 2 s | 1 of 2 | all ❌ |",
+		"| 6 |  | **drain_vs_limit** = bulk / scenario 2's theoretical 200.0 | 0.95 | ≥ 0.9 ✅ |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("Markdown() lacks %q:\n%s", want, md)
@@ -183,6 +190,7 @@ func TestConfigValidate(t *testing.T) {
 		{"too many partitions for a default server", Config{Partitions: 1001}, "Partitions"},
 		{"negative concurrency", Config{Concurrency: -3}, "Concurrency"},
 		{"few users", Config{Users: 3}, "Users"},
+		{"small interactive backlog", Config{InteractiveBacklog: 50}, "InteractiveBacklog"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
