@@ -460,3 +460,70 @@ func TestMedian(t *testing.T) {
 		}
 	}
 }
+
+// TestInteractiveEvents checks that the interactive scenario's events come
+// from a source the bench worker's policy classes interactive, and write a
+// number no bulk event sets.
+func TestInteractiveEvents(t *testing.T) {
+	if got := events.DevPolicy().Priority(interactiveSource); got != events.PriorityInteractive {
+		t.Fatalf("the dev policy classes %q as %q, want interactive", interactiveSource, got)
+	}
+	if got := events.DevPolicy().Priority(eventSource); got != events.PriorityBulk {
+		t.Fatalf("the dev policy classes %q as %q, want bulk", eventSource, got)
+	}
+	ev, err := phoneEvent(interactiveSource, "iq-0", 3, interactiveNumber(3), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := events.Decoder{DefaultRegion: "US"}.Decode(ev.raw)
+	if err != nil {
+		t.Fatalf("interactive event does not decode: %v\n%s", err, ev.raw)
+	}
+	if got.Source != interactiveSource || got.User.ObjectID != userID(3) {
+		t.Fatalf("event from %q for %q, want %q for %q", got.Source, got.User.ObjectID, interactiveSource, userID(3))
+	}
+	if want := events.EventKey(interactiveSource, "iq-0"); ev.message().Header.Get("Nats-Msg-Id") != want {
+		t.Fatalf("Nats-Msg-Id %q, want %q", ev.message().Header.Get("Nats-Msg-Id"), want)
+	}
+	plan, err := events.Plan(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := plan[0].Phone.Number; n == phoneNumber(3, 0) || n == phoneNumber(3, 1) || n == interactiveNumber(4) {
+		t.Fatalf("interactive number %q collides with a bulk or another user's number", n)
+	}
+}
+
+func TestInteractiveFigures(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	const users, n = 2, 6 // user 0: b-0, b-2, b-4; user 1: b-1, b-3, b-5
+	arrivals := map[string]time.Time{
+		"b-0": at(100), "b-1": at(200), "b-2": at(300), // before the first interactive event
+		"b-3": at(700), "b-4": at(1200), "b-5": at(1300), // b-3 brought forward by iq-0; b-4, b-5 after
+		"if-0": at(650), "iq-0": at(900), "if-1": at(1150),
+	}
+	sent := []interactiveSent{
+		{id: "if-0", user: 2, at: at(500)},
+		{id: "iq-0", user: 1, queued: true, at: at(600)},
+		{id: "if-1", user: 3, at: at(1000)},
+	}
+	in, err := interactiveFigures(arrivals, sent, n, users, 150*time.Millisecond, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// iq-0 at 600 ms: user 1's b-3 (700) and b-5 (1300) came after it.
+	if in.Free.Events != 2 || in.Free.P99 != 150*time.Millisecond || in.Free.P50 != 150*time.Millisecond {
+		t.Errorf("free = %+v, want 2 events of 150 ms", in.Free)
+	}
+	if in.Queued.Events != 1 || in.Queued.P99 != 300*time.Millisecond || in.InheritedMax != 2 || in.InheritedMean != 2 || in.WithinBound != 1 {
+		t.Errorf("queued = %+v, inherited mean %v max %d, within %d; want 1 event of 300 ms, k = 2, within", in.Queued, in.InheritedMean, in.InheritedMax, in.WithinBound)
+	}
+	// Window 500..1000 ms: only b-3 (700 ms) arrived in it: 2 events/s of a limit of 10.
+	if in.Window != 500*time.Millisecond || in.BulkRate != 2 || in.DrainVsLimit != 0.2 {
+		t.Errorf("window %s, bulk %v/s, drain_vs_limit %v; want 500ms, 2, 0.2", in.Window, in.BulkRate, in.DrainVsLimit)
+	}
+	if _, err := interactiveFigures(map[string]time.Time{}, sent, n, users, 150*time.Millisecond, 10); err == nil {
+		t.Error("no error for an interactive event without a result")
+	}
+}
