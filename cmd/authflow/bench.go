@@ -33,6 +33,7 @@ type benchFlags struct {
 	concurrency  int
 	partitions   int
 	users        int
+	interactive  int
 	sync         bool
 	quick        bool
 	dir          string
@@ -51,7 +52,7 @@ type benchFlags struct {
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f benchFlags
 	fs := newFlagSet("bench", stderr)
-	fs.DurationVar(&f.duration, "duration", bench.DefaultDuration, "length of each timed measurement (there are six, plus the backlog drain)")
+	fs.DurationVar(&f.duration, "duration", bench.DefaultDuration, "length of each timed measurement (there are six, plus the backlog drain and the interactive scenario)")
 	fs.IntVar(&f.events, "events", bench.DefaultEvents, "events drained by the zero-latency throughput measurements (each cut at --duration)")
 	fs.IntVar(&f.backlog, "backlog", bench.DefaultBacklog, "events of the backlog whose drain gives the peak RSS")
 	fs.DurationVar(&f.drainTimeout, "drain-timeout", 0, "bound on the backlog drain (default 4 × --duration)")
@@ -60,6 +61,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&f.concurrency, "concurrency", bench.DefaultConcurrency, "the worker's concurrency (and the bare loop's)")
 	fs.IntVar(&f.partitions, "partitions", bench.DefaultPartitions, "the worker's partitions")
 	fs.IntVar(&f.users, "users", bench.DefaultUsers, "users seeded in the emulator; events rotate over them")
+	fs.IntVar(&f.interactive, "backlog-interactive", bench.DefaultInteractiveBacklog, "bulk events queued before the interactive scenario, whose helpdesk events arrive while they drain")
 	fs.BoolVar(&f.sync, "sync", false, "sync every JetStream write to disk (SyncAlways, as authflow dev does); default: the server's 2-minute sync")
 	fs.BoolVar(&f.quick, "quick", false, "a smoke run of about ten seconds (defaults scaled down; explicit flags still apply)")
 	fs.StringVar(&f.dir, "tmp-dir", "", "`DIR` for the temporary JetStream stores (default the system's)")
@@ -102,6 +104,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		{"duration", f.duration > 0}, {"events", f.events > 0}, {"backlog", f.backlog > 0},
 		{"drain-timeout", f.drainTimeout > 0}, {"latency", f.latency > 0}, {"budget", f.budget > 0},
 		{"concurrency", f.concurrency > 0}, {"partitions", f.partitions > 0}, {"users", f.users > 0},
+		{"backlog-interactive", f.interactive > 0},
 	} {
 		if set[fl.name] && !fl.ok {
 			return usagef("--%s must be positive", fl.name)
@@ -126,6 +129,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	apply("concurrency", func() { cfg.Concurrency = f.concurrency })
 	apply("partitions", func() { cfg.Partitions = f.partitions })
 	apply("users", func() { cfg.Users = f.users })
+	apply("backlog-interactive", func() { cfg.InteractiveBacklog = f.interactive })
 	cfg.Sync, cfg.Dir, cfg.Logger = f.sync, f.dir, log
 	if err := cfg.Validate(); err != nil {
 		return usagef("invalid settings: %v (authflow bench --help lists the flags)", err)

@@ -21,7 +21,7 @@ func TestMain(m *testing.M) {
 }
 
 // benchSummaryRE is the contract of the last line of `authflow bench`.
-var benchSummaryRE = regexp.MustCompile(`^bench: overhead_ratio=\d+\.\d+ concurrency_efficiency=\d+\.\d+ speedup_vs_sequential=\d+\.\d+ throttle_utilisation=\d+\.\d+ retry_after_violations=\d+ p99_ms=\d+ rss_mb=\d+$`)
+var benchSummaryRE = regexp.MustCompile(`^bench: overhead_ratio=\d+\.\d+ concurrency_efficiency=\d+\.\d+ speedup_vs_sequential=\d+\.\d+ throttle_utilisation=\d+\.\d+ retry_after_violations=\d+ p99_ms=\d+ rss_mb=\d+ interactive_p99_ms=\d+ drain_vs_limit=\d+\.\d+$`)
 
 // TestBenchQuick is the smoke run of `make test`: the bench runs every
 // scenario, the backlog one in a child process, and ends with the summary.
@@ -44,7 +44,7 @@ func TestBenchQuick(t *testing.T) {
 	if last := lines[len(lines)-1]; !benchSummaryRE.MatchString(last) {
 		t.Fatalf("last line %q does not match %s\nstdout:\n%s", last, benchSummaryRE, out)
 	}
-	for _, want := range []string{"| # | scenario | figure | value | target |", "peak **RSS** (worker process)", "bare loop events/s"} {
+	for _, want := range []string{"| # | scenario | figure | value | target |", "peak **RSS** (worker process)", "bare loop events/s", "**interactive_p99**", "**drain_vs_limit**"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the report lacks %q:\n%s", want, out)
 		}
@@ -66,6 +66,8 @@ func TestBenchBadFlags(t *testing.T) {
 		{"zero duration", []string{"--duration", "0s"}, "--duration"},
 		{"negative budget", []string{"--budget", "-5"}, "--budget"},
 		{"budget beyond the range", []string{"--budget", "1e9"}, "Budget"},
+		{"no interactive backlog", []string{"--backlog-interactive", "0"}, "--backlog-interactive"},
+		{"interactive backlog too small", []string{"--backlog-interactive", "10"}, "InteractiveBacklog"},
 		{"bad log level", []string{"--log-level", "loud"}, "--log-level"},
 		{"child without its servers", []string{"--drain-child"}, "--drain-child"},
 		{"positional argument", []string{"now"}, "unexpected argument"},

@@ -26,6 +26,8 @@ const (
 	DefaultConcurrency = 32
 	DefaultPartitions  = 64
 	DefaultUsers       = 2_000
+
+	DefaultInteractiveBacklog = 20_000
 )
 
 // Config configures Run. Zero values take the documented defaults.
@@ -60,6 +62,10 @@ type Config struct {
 	// Users is how many users the emulator is seeded with; events rotate
 	// over them. Defaults to 2,000.
 	Users int
+	// InteractiveBacklog is the number of bulk events stored before the
+	// interactive scenario's worker starts; helpdesk events arrive while
+	// it drains them. Defaults to 20,000.
+	InteractiveBacklog int
 	// Sync makes the JetStream server sync every write to disk
 	// (SyncAlways, as `authflow dev` does). Defaults to false: the
 	// server's default, which syncs every 2 minutes, so that the figures
@@ -89,6 +95,8 @@ func QuickConfig() Config {
 		Concurrency:  16,
 		Partitions:   16,
 		Users:        500,
+		// About two seconds of drain at the quick concurrency.
+		InteractiveBacklog: 200,
 	}
 }
 
@@ -102,6 +110,7 @@ func (c Config) withDefaults() Config {
 	c.Concurrency = cmp.Or(c.Concurrency, DefaultConcurrency)
 	c.Partitions = cmp.Or(c.Partitions, DefaultPartitions)
 	c.Users = cmp.Or(c.Users, DefaultUsers)
+	c.InteractiveBacklog = cmp.Or(c.InteractiveBacklog, DefaultInteractiveBacklog)
 	c.Dir = cmp.Or(c.Dir, os.TempDir())
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -131,6 +140,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("Partitions must be within 1..1000, got %d", c.Partitions)
 	case c.Users < 10 || c.Users > 200_000:
 		return fmt.Errorf("Users must be within 10..200000, got %d", c.Users)
+	case c.InteractiveBacklog < 100 || c.InteractiveBacklog > 1_000_000:
+		return fmt.Errorf("InteractiveBacklog must be within 100..1000000, got %d", c.InteractiveBacklog)
 	}
 	return nil
 }
@@ -154,6 +165,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		{"throttling", runThrottling},
 		{"latency", runLatency},
 		{"memory", runMemory},
+		{"interactive", runInteractive},
 	}
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {

@@ -21,7 +21,7 @@ import (
 var guidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
 // summaryRE is the contract of the summary line.
-var summaryRE = regexp.MustCompile(`^bench: overhead_ratio=\d+\.\d{2} concurrency_efficiency=\d+\.\d{2} speedup_vs_sequential=\d+\.\d throttle_utilisation=\d+\.\d{2} retry_after_violations=\d+ p99_ms=\d+ rss_mb=\d+$`)
+var summaryRE = regexp.MustCompile(`^bench: overhead_ratio=\d+\.\d{2} concurrency_efficiency=\d+\.\d{2} speedup_vs_sequential=\d+\.\d throttle_utilisation=\d+\.\d{2} retry_after_violations=\d+ p99_ms=\d+ rss_mb=\d+ interactive_p99_ms=\d+ drain_vs_limit=\d+\.\d{2}$`)
 
 func TestSummary(t *testing.T) {
 	r := &Report{
@@ -30,9 +30,10 @@ func TestSummary(t *testing.T) {
 		Throttling:  Throttling{Utilisation: 0.9349, RetryAfterViolations: 2},
 		Latency:     Latency{P99: 187600 * time.Microsecond},
 		Memory:      Memory{PeakRSSMB: 63.6},
+		Interactive: Interactive{Free: LatencyStats{P99: 1234400 * time.Microsecond}, DrainVsLimit: 0.9149},
 	}
 	got := r.Summary()
-	want := "bench: overhead_ratio=0.61 concurrency_efficiency=0.96 speedup_vs_sequential=30.9 throttle_utilisation=0.93 retry_after_violations=2 p99_ms=188 rss_mb=64"
+	want := "bench: overhead_ratio=0.61 concurrency_efficiency=0.96 speedup_vs_sequential=30.9 throttle_utilisation=0.93 retry_after_violations=2 p99_ms=188 rss_mb=64 interactive_p99_ms=1234 drain_vs_limit=0.91"
 	if got != want {
 		t.Fatalf("Summary()\n got %s\nwant %s", got, want)
 	}
@@ -52,6 +53,8 @@ func TestMarkdownMarksTargets(t *testing.T) {
 		Throttling:  Throttling{Utilisation: 0.95, Share429: 0.05},
 		Latency:     Latency{P99: 300 * time.Millisecond, Bound: 200 * time.Millisecond},
 		Memory:      Memory{PeakRSSMB: 60, Ready: 400 * time.Millisecond},
+		Interactive: Interactive{Free: LatencyStats{Events: 3, P50: 600 * time.Millisecond, P99: 1500 * time.Millisecond},
+			Queued: LatencyStats{Events: 2}, WithinBound: 1, PerEvent: 150 * time.Millisecond, Limit: 200, DrainVsLimit: 0.95},
 	}
 	md := r.Markdown()
 	for _, want := range []string{
@@ -60,6 +63,10 @@ func TestMarkdownMarksTargets(t *testing.T) {
 		"| 3 |  | share of requests answered 429 | 5.00% | ≤ 2% ❌ |",
 		"| 4 |  | publish-to-result **p99** (max) | 300 ms (0 ms) | ≤ 200 ms ❌ |",
 		"| 5 |  | start to ready | 400 ms | < 1 s ✅ |",
+		"| nothing queued (3 events): p50 | 600 ms | ≤ 500 ms ❌ |",
+		"| 6 |  | nothing queued: **interactive_p99** (max) | 1500 ms (0 ms) | ≤ 2000 ms ✅ |",
+		"| 6 |  | bulk queued: within (k+1) × 150 ms + 2 s | 1 of 2 | all ❌ |",
+		"| 6 |  | **drain_vs_limit** = bulk / scenario 2's theoretical 200.0 | 0.95 | ≥ 0.9 ✅ |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("Markdown() lacks %q:\n%s", want, md)
@@ -183,6 +190,7 @@ func TestConfigValidate(t *testing.T) {
 		{"too many partitions for a default server", Config{Partitions: 1001}, "Partitions"},
 		{"negative concurrency", Config{Concurrency: -3}, "Concurrency"},
 		{"few users", Config{Users: 3}, "Users"},
+		{"small interactive backlog", Config{InteractiveBacklog: 50}, "InteractiveBacklog"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -450,5 +458,72 @@ func TestMedian(t *testing.T) {
 		if !slices.Equal(in, tt.in) {
 			t.Errorf("median reordered %v", in)
 		}
+	}
+}
+
+// TestInteractiveEvents checks that the interactive scenario's events come
+// from a source the bench worker's policy classes interactive, and write a
+// number no bulk event sets.
+func TestInteractiveEvents(t *testing.T) {
+	if got := events.DevPolicy().Priority(interactiveSource); got != events.PriorityInteractive {
+		t.Fatalf("the dev policy classes %q as %q, want interactive", interactiveSource, got)
+	}
+	if got := events.DevPolicy().Priority(eventSource); got != events.PriorityBulk {
+		t.Fatalf("the dev policy classes %q as %q, want bulk", eventSource, got)
+	}
+	ev, err := phoneEvent(interactiveSource, "iq-0", 3, interactiveNumber(3), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := events.Decoder{DefaultRegion: "US"}.Decode(ev.raw)
+	if err != nil {
+		t.Fatalf("interactive event does not decode: %v\n%s", err, ev.raw)
+	}
+	if got.Source != interactiveSource || got.User.ObjectID != userID(3) {
+		t.Fatalf("event from %q for %q, want %q for %q", got.Source, got.User.ObjectID, interactiveSource, userID(3))
+	}
+	if want := events.EventKey(interactiveSource, "iq-0"); ev.message().Header.Get("Nats-Msg-Id") != want {
+		t.Fatalf("Nats-Msg-Id %q, want %q", ev.message().Header.Get("Nats-Msg-Id"), want)
+	}
+	plan, err := events.Plan(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := plan[0].Phone.Number; n == phoneNumber(3, 0) || n == phoneNumber(3, 1) || n == interactiveNumber(4) {
+		t.Fatalf("interactive number %q collides with a bulk or another user's number", n)
+	}
+}
+
+func TestInteractiveFigures(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	const users, n = 2, 6 // user 0: b-0, b-2, b-4; user 1: b-1, b-3, b-5
+	arrivals := map[string]time.Time{
+		"b-0": at(100), "b-1": at(200), "b-2": at(300), // before the first interactive event
+		"b-3": at(700), "b-4": at(1200), "b-5": at(1300), // b-3 brought forward by iq-0; b-4, b-5 after
+		"if-0": at(650), "iq-0": at(900), "if-1": at(1150),
+	}
+	sent := []interactiveSent{
+		{id: "if-0", user: 2, at: at(500)},
+		{id: "iq-0", user: 1, queued: true, at: at(600)},
+		{id: "if-1", user: 3, at: at(1000)},
+	}
+	in, err := interactiveFigures(arrivals, sent, n, users, 150*time.Millisecond, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// iq-0 at 600 ms: user 1's b-3 (700) and b-5 (1300) came after it.
+	if in.Free.Events != 2 || in.Free.P99 != 150*time.Millisecond || in.Free.P50 != 150*time.Millisecond {
+		t.Errorf("free = %+v, want 2 events of 150 ms", in.Free)
+	}
+	if in.Queued.Events != 1 || in.Queued.P99 != 300*time.Millisecond || in.InheritedMax != 2 || in.InheritedMean != 2 || in.WithinBound != 1 {
+		t.Errorf("queued = %+v, inherited mean %v max %d, within %d; want 1 event of 300 ms, k = 2, within", in.Queued, in.InheritedMean, in.InheritedMax, in.WithinBound)
+	}
+	// Window 500..1000 ms: only b-3 (700 ms) arrived in it: 2 events/s of a limit of 10.
+	if in.Window != 500*time.Millisecond || in.BulkRate != 2 || in.DrainVsLimit != 0.2 {
+		t.Errorf("window %s, bulk %v/s, drain_vs_limit %v; want 500ms, 2, 0.2", in.Window, in.BulkRate, in.DrainVsLimit)
+	}
+	if _, err := interactiveFigures(map[string]time.Time{}, sent, n, users, 150*time.Millisecond, 10); err == nil {
+		t.Error("no error for an interactive event without a result")
 	}
 }

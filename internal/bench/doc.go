@@ -4,8 +4,9 @@
 // concurrency allows when Graph is slow, and how much faster it is than a
 // script that handles one event at a time; how much of a Graph request
 // budget it uses without being throttled; its publish-to-result latency at
-// half load; and its peak memory and start-up time while draining a large
-// backlog.
+// half load; its peak memory and start-up time while draining a large
+// backlog; and the latency of interactive (helpdesk) events while a bulk
+// backlog drains, with the bulk drain rate meanwhile.
 //
 // Everything runs locally: an embedded JetStream server, the Graph emulator
 // (graphclienttest) on 127.0.0.1 and the real worker package. Each

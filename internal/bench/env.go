@@ -25,8 +25,13 @@ import (
 	"github.com/authflow/authflow/worker"
 )
 
-// eventSource is the CloudEvents source of the bench's events.
-const eventSource = "bench"
+// eventSource is the CloudEvents source of the bench's bulk events;
+// interactiveSource that of the interactive scenario's helpdesk events,
+// which the dev policy classes interactive (every helpdesk/ source is).
+const (
+	eventSource       = "bench"
+	interactiveSource = "helpdesk/bench"
+)
 
 // phoneType is the phone every bench event sets: the seeded users all have
 // one, so each event is GET user, GET methods, PATCH phone.
@@ -44,13 +49,14 @@ type env struct {
 	token     string
 	stopGraph func()
 	dir       string
-	users     int
+	users     int // events rotate over users 0..users-1
 }
 
 type envConfig struct {
 	parentDir  string // the store goes in a new directory under it
 	sync       bool   // JetStream SyncAlways
 	users      int
+	extraUsers int // seeded after users, never the target of a backlog event
 	partitions int
 	faults     graphclienttest.Faults
 	noNATS     bool // the emulator only (the script needs no queue)
@@ -118,7 +124,7 @@ func (e *env) startEmulator(cfg envConfig) error {
 	if err := e.emu.SetFaults(cfg.faults); err != nil {
 		return fmt.Errorf("bench emulator: %w", err)
 	}
-	for i := range cfg.users {
+	for i := range cfg.users + cfg.extraUsers {
 		if err := e.emu.PutUser(seedUser(i)); err != nil {
 			return fmt.Errorf("bench seed user %d: %w", i, err)
 		}
@@ -230,6 +236,7 @@ func seedUser(i int) graphclienttest.User {
 // benchEvent is one phone.set event, ready to publish.
 type benchEvent struct {
 	id      string // CloudEvents id
+	source  string // CloudEvents source
 	subject string // authflow.events.<key>
 	raw     []byte
 }
@@ -240,27 +247,39 @@ type benchEvent struct {
 func newEvent(run string, n, users int, now time.Time) (benchEvent, error) {
 	u := n % users
 	round := n / users
-	id := fmt.Sprintf("%s-%d", run, n)
+	return phoneEvent(eventSource, fmt.Sprintf("%s-%d", run, n), u, phoneNumber(u, 1-round%2), now)
+}
+
+// interactiveNumber is the number an interactive event gives user i: one
+// no bulk event sets, so the event writes whatever came before it, and
+// unique to the user (SMS sign-in).
+func interactiveNumber(i int) string {
+	return fmt.Sprintf("+1 425%07d", 5_000_000+i)
+}
+
+// phoneEvent is a phone.set event from source giving user u's mobile
+// phone number.
+func phoneEvent(source, id string, u int, number string, now time.Time) (benchEvent, error) {
 	data := struct {
 		PhoneType   string `json:"phoneType"`
 		PhoneNumber string `json:"phoneNumber"`
-	}{phoneType, phoneNumber(u, 1-round%2)}
+	}{phoneType, number}
 	body, err := json.Marshal(data)
 	if err != nil {
 		return benchEvent{}, fmt.Errorf("encode bench event data: %w", err)
 	}
-	raw, err := events.MarshalEvent(id, eventSource, events.TypePhoneSet, userID(u), now, body)
+	raw, err := events.MarshalEvent(id, source, events.TypePhoneSet, userID(u), now, body)
 	if err != nil {
 		return benchEvent{}, fmt.Errorf("encode bench event: %w", err)
 	}
-	return benchEvent{id: id, subject: worker.EventSubject(userID(u)), raw: raw}, nil
+	return benchEvent{id: id, source: source, subject: worker.EventSubject(userID(u)), raw: raw}, nil
 }
 
 // message is the event as a publisher sends it: Nats-Msg-Id is its key.
 func (ev benchEvent) message() *nats.Msg {
 	m := nats.NewMsg(ev.subject)
 	m.Data = ev.raw
-	m.Header.Set(nats.MsgIdHdr, events.EventKey(eventSource, ev.id))
+	m.Header.Set(nats.MsgIdHdr, events.EventKey(ev.source, ev.id))
 	return m
 }
 

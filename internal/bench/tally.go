@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"sort"
 	"sync"
@@ -30,7 +31,9 @@ type tally struct {
 
 // countResults subscribes to every result. Once target results have
 // arrived, reached is closed. With recordIDs, the arrival time of each
-// event id (header Authflow-Event-Id) is kept too.
+// event id (header Authflow-Event-Id) is kept too, and target counts
+// distinct events: an event applied by the interactive lane has its result
+// republished when its partition reaches it.
 func (e *env) countResults(target int, recordIDs bool) (*tally, error) {
 	t := &tally{target: target, reached: make(chan struct{})}
 	if recordIDs {
@@ -75,7 +78,11 @@ func (t *tally) observe(m *nats.Msg) {
 			}
 		}
 	}
-	if len(t.arrivals) == t.target {
+	n := len(t.arrivals)
+	if t.byID != nil {
+		n = len(t.byID)
+	}
+	if n == t.target {
 		close(t.reached)
 	}
 }
@@ -116,6 +123,20 @@ func (t *tally) arrivalOf(id string) (time.Time, bool) {
 	defer t.mu.Unlock()
 	at, ok := t.byID[id]
 	return at, ok
+}
+
+// distinct is the number of events with a result so far (with recordIDs).
+func (t *tally) distinct() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.byID)
+}
+
+// byIDSnapshot is a copy of the first arrival of each event's result.
+func (t *tally) byIDSnapshot() map[string]time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return maps.Clone(t.byID)
 }
 
 func (t *tally) stop() { _ = t.sub.Unsubscribe() }
