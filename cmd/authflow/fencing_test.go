@@ -47,28 +47,8 @@ func TestPausedWorkerIsFenced(t *testing.T) {
 	policy := writeFile(t, "policy.yaml", "version: 1\ntap:\n  allowMultiUse: true\nsources:\n  \"*\":\n    types: [\"*\"]\n")
 
 	start := func(name string) (*exec.Cmd, *syncBuffer) {
-		var out syncBuffer
-		cmd := exec.Command(bin, "worker", "--nats-url", ns.ClientURL(), "--graph-url", emu.GraphURL, "--graph-token", emu.Token,
-			"--policy", policy, "--partitions", "1", "--stream-replicas", "1", "--ack-wait", "2s",
-			"--metrics-listen", "127.0.0.1:0", "--instance", name, "--log-level", "debug")
-		cmd.Stdout, cmd.Stderr = &out, &out
-		cmd.Env = append(os.Environ(), benchChildEnv+"=1")
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_ = cmd.Process.Signal(syscall.SIGCONT)
-			_ = cmd.Process.Kill()
-			_, _ = cmd.Process.Wait()
-		})
-		deadline := time.Now().Add(20 * time.Second)
-		for !strings.Contains(out.String(), "worker running") {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s not running:\n%s", name, tail(out.String(), 3000))
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		return cmd, &out
+		return startWorkerProcess(t, bin, "--nats-url", ns.ClientURL(), "--graph-url", emu.GraphURL, "--graph-token", emu.Token,
+			"--policy", policy, "--partitions", "1", "--ack-wait", "2s", "--instance", name, "--log-level", "debug")
 	}
 	a, aLog := start("wA")
 
@@ -184,4 +164,32 @@ func lastLines(out string, parts ...string) []string {
 		}
 	}
 	return got
+}
+
+// startWorkerProcess runs `authflow worker` (this test binary standing in
+// for it, see TestMain) with args plus --stream-replicas 1 and a free
+// metrics port, waits for its "worker running" line, and kills it when
+// the test ends (after a SIGCONT, should the test have stopped it).
+func startWorkerProcess(t *testing.T, bin string, args ...string) (*exec.Cmd, *syncBuffer) {
+	t.Helper()
+	var out syncBuffer
+	cmd := exec.Command(bin, append([]string{"worker", "--stream-replicas", "1", "--metrics-listen", "127.0.0.1:0"}, args...)...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Env = append(os.Environ(), benchChildEnv+"=1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGCONT)
+		_ = cmd.Process.Kill()
+		_, _ = cmd.Process.Wait()
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), "worker running") {
+		if time.Now().After(deadline) {
+			t.Fatalf("worker %v not running:\n%s", args, tail(out.String(), 3000))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return cmd, &out
 }

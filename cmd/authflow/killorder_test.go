@@ -39,23 +39,8 @@ func TestKillOrderInteractiveAndBulk(t *testing.T) {
 	}
 	policy := writeFile(t, "policy.yaml", "version: 1\nsources:\n  hr/bench:\n    types: [\"*\"]\n  helpdesk/bench:\n    types: [\"*\"]\n    priority: interactive\n")
 	start := func(name string) *exec.Cmd {
-		var out syncBuffer
-		cmd := exec.Command(bin, "worker", "--nats-url", ns.ClientURL(), "--graph-url", emu.GraphURL, "--graph-token", emu.Token,
-			"--policy", policy, "--partitions", "4", "--stream-replicas", "1", "--ack-wait", "2s",
-			"--metrics-listen", "127.0.0.1:0", "--instance", name)
-		cmd.Stdout, cmd.Stderr = &out, &out
-		cmd.Env = append(os.Environ(), benchChildEnv+"=1")
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
-		deadline := time.Now().Add(20 * time.Second)
-		for !strings.Contains(out.String(), "worker running") {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s not running:\n%s", name, tail(out.String(), 2000))
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		cmd, _ := startWorkerProcess(t, bin, "--nats-url", ns.ClientURL(), "--graph-url", emu.GraphURL, "--graph-token", emu.Token,
+			"--policy", policy, "--partitions", "4", "--ack-wait", "2s", "--instance", name)
 		return cmd
 	}
 	w1 := start("k1")
