@@ -19,10 +19,10 @@ import (
 const (
 	DefaultPartitions = 64
 	// MaxPartitions is nats-server's default limit of consumers per stream.
-	MaxPartitions          = 1000
-	DefaultConcurrency     = 32
+	MaxPartitions      = 1000
+	DefaultConcurrency = 32
 	// MaxPartitionInflight bounds PartitionInflight.
-	MaxPartitionInflight = 1000
+	MaxPartitionInflight   = 1000
 	DefaultReplicas        = 1
 	DefaultLedgerTTL       = 7 * 24 * time.Hour
 	DefaultAckWait         = 30 * time.Second
