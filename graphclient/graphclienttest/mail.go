@@ -348,7 +348,11 @@ func parseSendMail(body []byte) (MailMessage, *reply) {
 	if !json.Valid(body) {
 		return bad("RequestBodyRead", "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.")
 	}
-	top, err := jsonMembers(body, "sendMail", []string{"message", "saveToSentItems"})
+	// Graph's metadata names the action's parameters Message and
+	// SaveToSentItems, and msgraph-sdk-go sends them so; the documentation
+	// writes them in camel case. Graph takes either: parameter names match
+	// without regard to case.
+	top, err := jsonMembersFold(body, "sendMail", []string{"message", "saveToSentItems"})
 	if err != nil {
 		return bad("RequestBodyRead", "%s", err)
 	}
@@ -474,10 +478,20 @@ func parseRecipients(raw []byte, field string) ([]Recipient, *reply) {
 	return out, nil
 }
 
+// jsonMembersFold is jsonMembers with names matched without regard to
+// case; the members are keyed by their known spelling.
+func jsonMembersFold(raw []byte, what string, known []string) (map[string]json.RawMessage, error) {
+	return members(raw, what, known, true)
+}
+
 // jsonMembers decodes a JSON object into its members, refusing duplicate
 // and unknown properties (OData annotations such as @odata.type are
 // allowed).
 func jsonMembers(raw []byte, what string, known []string) (map[string]json.RawMessage, error) {
+	return members(raw, what, known, false)
+}
+
+func members(raw []byte, what string, known []string, fold bool) (map[string]json.RawMessage, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	tok, err := dec.Token()
 	if err != nil || tok != json.Delim('{') {
@@ -497,9 +511,11 @@ func jsonMembers(raw []byte, what string, known []string) (map[string]json.RawMe
 		if strings.HasPrefix(k, "@") {
 			continue
 		}
-		if !slices.Contains(known, k) {
+		i := slices.IndexFunc(known, func(n string) bool { return n == k || fold && strings.EqualFold(n, k) })
+		if i < 0 {
 			return nil, fmt.Errorf("The property '%s' does not exist on %s.", k, what)
 		}
+		k = known[i]
 		if _, dup := out[k]; dup {
 			return nil, fmt.Errorf("%s: the property '%s' appears twice.", what, k)
 		}

@@ -97,10 +97,18 @@ func TestSendMail(t *testing.T) {
 	if m := e.srv.Mail()[1]; !m.SaveToSentItems || m.ContentType != "text" || m.Content != "" || len(m.CC) != 0 {
 		t.Errorf("defaults %+v", m)
 	}
+	// The action's parameters in the metadata's (and the SDK's) spelling.
+	e.graph("POST", "/users/"+sender+"/sendMail", `{"Message":{"toRecipients":[{"emailAddress":{"address":"kim@contoso.com"}}]},"SaveToSentItems":false}`).
+		want(t, http.StatusAccepted, "")
+	if m := e.srv.Mail()[2]; m.SaveToSentItems {
+		t.Errorf("SaveToSentItems ignored: %+v", m)
+	}
+	e.graph("POST", "/users/"+sender+"/sendMail", `{"message":{"toRecipients":[{"emailAddress":{"address":"kim@contoso.com"}}]},"Message":{}}`).
+		want(t, http.StatusBadRequest, "RequestBodyRead")
 	// The admin list, since, and DELETE.
-	a := e.admin("GET", "/mail?since=1", "")
+	a := e.admin("GET", "/mail?since=2", "")
 	var listed []MailMessage
-	if err := json.Unmarshal(a.raw, &listed); err != nil || a.status != 200 || len(listed) != 1 || listed[0].Seq != 2 {
+	if err := json.Unmarshal(a.raw, &listed); err != nil || a.status != 200 || len(listed) != 1 || listed[0].Seq != 3 {
 		t.Errorf("GET /_emulator/mail?since=1: %d %s", a.status, a.raw)
 	}
 	e.admin("GET", "/mail?since=x", "").want(t, http.StatusBadRequest, "badRequest")
@@ -111,7 +119,7 @@ func TestSendMail(t *testing.T) {
 		t.Errorf("empty list %s", a.raw)
 	}
 	e.admin("PUT", "/mail", "{}").want(t, http.StatusMethodNotAllowed, "notSupported")
-	if st := e.srv.Stats(); st.Requests["POST "+routeSendMail]["202"] != 2 {
+	if st := e.srv.Stats(); st.Requests["POST "+routeSendMail]["202"] != 3 {
 		t.Errorf("stats %+v", st.Requests)
 	}
 }
