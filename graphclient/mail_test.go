@@ -8,7 +8,11 @@ import (
 	"time"
 
 	"github.com/authflow/authflow/graphclient/graphclienttest"
+	"github.com/authflow/authflow/notify"
 )
+
+// The notification deliverer takes a *Client as its Mailer.
+var _ notify.Mailer = (*Client)(nil)
 
 const (
 	managerID = "0a1b2c3d-0000-4000-8000-00000000000d"
