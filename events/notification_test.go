@@ -3,6 +3,7 @@ package events
 import (
 	"bytes"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -202,5 +203,37 @@ func TestDecodeNotificationBad(t *testing.T) {
 				t.Errorf("notification.json accepts what the decoder refuses: %s", tc.raw)
 			}
 		})
+	}
+}
+
+// TestDocNotification: the example in docs/events.md validates against
+// notification.json, decodes, and is what NewNotification makes of its
+// result (id, result, user, masked changes).
+func TestDocNotification(t *testing.T) {
+	t.Parallel()
+	var found bool
+	for _, b := range docBlocks(t) {
+		if b.kind != "example notification" {
+			continue
+		}
+		found = true
+		if ok, err := validates(schemas(t).notification, b.body); !ok {
+			t.Errorf("docs/events.md:%d: example notification does not validate: %v", b.line, err)
+		}
+		n, err := DecodeNotification(b.body)
+		if err != nil {
+			t.Fatalf("docs/events.md:%d: %v", b.line, err)
+		}
+		if n.ID != NotificationID(ResultID(n.Data.Event.Source, n.Data.Event.ID, nil, 0)) || n.Data.Result != ResultID(n.Data.Event.Source, n.Data.Event.ID, nil, 0) {
+			t.Errorf("docs/events.md:%d: id %s and result %s do not follow from the event", b.line, n.ID, n.Data.Result)
+		}
+		for _, c := range n.Data.Changes {
+			if regexp.MustCompile(`[0-9]{5}`).MatchString(c.Detail) {
+				t.Errorf("docs/events.md:%d: unmasked number in %q", b.line, c.Detail)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("docs/events.md has no example notification")
 	}
 }

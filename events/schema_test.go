@@ -270,7 +270,7 @@ type docBlock struct {
 	line       int
 }
 
-var markerRE = regexp.MustCompile(`^<!-- (example event|plan|example result|example policy):? ?(\S*) -->$`)
+var markerRE = regexp.MustCompile(`^<!-- (example event|plan|example result|example policy|example notification):? ?(\S*) -->$`)
 
 func docBlocks(t testing.TB) []docBlock {
 	t.Helper()

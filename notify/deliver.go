@@ -88,7 +88,8 @@ type Config struct {
 	Replicas int
 	// Metrics, if set, counts deliveries (NewMetrics).
 	Metrics *Metrics
-	// Logger defaults to discarding. Addresses are never logged.
+	// Logger defaults to discarding. The Deliverer logs object ids and
+	// notification ids, not addresses (a Graph error it logs may quote one).
 	Logger *slog.Logger
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
