@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -23,17 +24,28 @@ func runResults(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	jsonOut := fs.Bool("json", false, "print each result as one line of JSON (for authflow open, jq)")
 	subject := fs.String("subject", "", "only the results of this user, by object id or UPN, whichever name the events used")
 	key := fs.String("key", "", "only the results of this user key (authflow.results.<key>)")
+	id := &checkedValue{check: checkMatchValue}
+	source := &checkedValue{check: checkMatchValue}
+	status := &checkedValue{check: func(v string) error {
+		if !events.Status(v).Valid() {
+			return errors.New("must be succeeded, failed or rejected")
+		}
+		return nil
+	}}
+	fs.Var(id, "id", "only the results of the event with this `ID`: its CloudEvents id (data.event.id), or the result's id (the event key, which also finds its re-drives and rejections)")
+	fs.Var(source, "source", "only the results of events from this `SOURCE` (data.event.source, exactly)")
+	fs.Var(status, "status", "only the results with this `STATUS`: succeeded, failed or rejected")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	filter := resultFilter{id: id.v, source: source.v, status: events.Status(status.v), subject: *subject}
 	if err := nf.validate(); err != nil {
 		return err
 	}
 	if *since < 0 {
 		return usagef("--since must not be negative")
 	}
-	filter := worker.ResultsSubjectPrefix + ">"
-	var sendKey string // --subject: the result subject authflow send's key for it gives
+	streamFilter := worker.ResultsSubjectPrefix + ">"
 	switch {
 	case *subject != "" && *key != "":
 		return usagef("--subject and --key are mutually exclusive")
@@ -45,12 +57,12 @@ func runResults(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return usagef("--subject: %v", err)
 		}
-		sendKey = worker.ResultSubject(k)
+		filter.sendKey = worker.ResultSubject(k)
 	case *key != "":
 		if !worker.ValidKey(*key) {
 			return usagef("invalid --key %q", *key)
 		}
-		filter = worker.ResultSubject(*key)
+		streamFilter = worker.ResultSubject(*key)
 	}
 
 	nc, err := nf.connect(ctx, "authflow-results", nil)
@@ -62,7 +74,7 @@ func runResults(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{streamFilter}}
 	if *since > 0 {
 		start := time.Now().Add(-*since)
 		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
@@ -75,9 +87,7 @@ func runResults(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			fmt.Fprintf(stderr, "undecodable result on %s: %v\n", m.Subject(), err)
 			return
 		}
-		// Under send's key for the name (also an undecodable event's
-		// result), or naming the user by it.
-		if *subject != "" && m.Subject() != sendKey && !res.Data.User.Names(*subject) {
+		if !filter.match(m.Subject(), res) {
 			return
 		}
 		if *jsonOut {
@@ -86,6 +96,68 @@ func runResults(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		p.print(res)
 	})
+}
+
+// resultFilter selects results; every field that is set must match.
+type resultFilter struct {
+	id, source string
+	status     events.Status
+	// subject is --subject; sendKey the result subject of the key
+	// authflow send derives for it.
+	subject, sendKey string
+}
+
+func (f resultFilter) match(streamSubject string, res *events.Result) bool {
+	d := res.Data
+	if f.id != "" && d.Event.ID != f.id && res.ID != f.id && !strings.HasPrefix(res.ID, f.id+":") {
+		return false
+	}
+	if f.source != "" && d.Event.Source != f.source {
+		return false
+	}
+	if f.status != "" && d.Status != f.status {
+		return false
+	}
+	// Under send's key for the name (also an undecodable event's result),
+	// or naming the user by it: ref, objectId or upn.
+	if f.subject != "" && streamSubject != f.sendKey && !d.User.Names(f.subject) {
+		return false
+	}
+	return true
+}
+
+// checkedValue is a string flag whose value check runs as it is set, so
+// that a bad value in the environment is reported with its variable.
+type checkedValue struct {
+	v     string
+	check func(string) error
+}
+
+func (c *checkedValue) String() string {
+	if c == nil {
+		return ""
+	}
+	return c.v
+}
+
+func (c *checkedValue) Set(v string) error {
+	if err := c.check(v); err != nil {
+		return err
+	}
+	c.v = v
+	return nil
+}
+
+// checkMatchValue refuses a value no stored id or source can equal:
+// surrounding spaces or control characters (a pasted line break).
+func checkMatchValue(v string) error {
+	if strings.TrimSpace(v) != v {
+		return errors.New("leading or trailing space")
+	}
+	if strings.IndexFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+		return errors.New("a control character")
+	}
+	return nil
 }
 
 // readStream calls fn for each message of stream that cfg selects, in
