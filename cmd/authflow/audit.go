@@ -92,8 +92,13 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	x := &auditExport{
 		js: js, from: from, to: to, match: match, out: out, stderr: stderr,
-		progress: newAuditProgress(stderr, isTerminal(stderr) && !isTerminal(stdout)),
+		progress: newAuditProgress(stderr, isTerminal(stderr)),
 		idle:     2 * time.Second,
+	}
+	if isTerminal(stdout) {
+		// The records on the terminal show the progress; a line of ours
+		// would only break them up.
+		x.progress.off = true
 	}
 	return x.run(ctx)
 }
@@ -585,6 +590,11 @@ func (w *csvWriter) Write(r *auditRecord) error {
 			secrets = append(secrets, op.SecretIssued)
 		}
 	}
+	// Attempts and duration are a result's; a notification leaves them empty.
+	attempts, duration := "", ""
+	if r.Kind == auditKindResult {
+		attempts, duration = strconv.Itoa(r.Attempts), strconv.FormatInt(r.DurationMs, 10)
+	}
 	row := []string{
 		csvTime(r.StoredAt), r.Stream, strconv.FormatUint(r.Seq, 10), r.Kind, r.ID, csvTime(r.Time),
 		r.Event.Source, r.Event.ID, r.Event.Type,
@@ -593,7 +603,7 @@ func (w *csvWriter) Write(r *auditRecord) error {
 		r.Reason, r.Result, string(r.Notify), strconv.FormatBool(r.DryRun),
 		pv.Source, pv.Signer, pv.TicketID, pv.Method, pv.VerifiedBy,
 		rdCount, rdBy,
-		strconv.Itoa(r.Attempts), csvTime(r.ReceivedAt), csvTime(r.FinishedAt), strconv.FormatInt(r.DurationMs, 10),
+		attempts, csvTime(r.ReceivedAt), csvTime(r.FinishedAt), duration,
 		strings.Join(secrets, " "), string(ops), r.TraceParent,
 	}
 	return w.cw.Write(row)
@@ -629,6 +639,7 @@ type auditProgress struct {
 	at       time.Time // the stored time of the last record read
 	last     time.Time // when the last line was written
 	shown    bool
+	off      bool
 }
 
 func newAuditProgress(w io.Writer, tty bool) *auditProgress {
@@ -655,7 +666,7 @@ func (p *auditProgress) line(n int, counts map[string]int) string {
 // show writes the line when it is due: delay after the start, then every
 // interval.
 func (p *auditProgress) show(now time.Time, n int, counts map[string]int) {
-	if now.Sub(p.start) < p.delay || (p.shown && now.Sub(p.last) < p.every) {
+	if p.off || now.Sub(p.start) < p.delay || (p.shown && now.Sub(p.last) < p.every) {
 		return
 	}
 	p.shown, p.last = true, now

@@ -346,7 +346,8 @@ func TestAuditTrail(t *testing.T) {
 		if err := json.Unmarshal([]byte(first[col["operations"]]), &ops); err != nil || len(ops) != 1 || ops[0].Op != events.OpIssueTAP {
 			t.Errorf("operations cell %q: %v %+v", first[col["operations"]], err, ops)
 		}
-		if n := rows[2]; n[col["kind"]] != "notification" || n[col["stream"]] != notify.Stream || n[col["result"]] != r[0].ID || n[col["reason"]] != "changed" {
+		if n := rows[2]; n[col["kind"]] != "notification" || n[col["stream"]] != notify.Stream || n[col["result"]] != r[0].ID || n[col["reason"]] != "changed" ||
+			n[col["attempts"]] != "" || n[col["durationMs"]] != "" || n[col["finishedAt"]] == "" {
 			t.Errorf("second row: %v", n)
 		}
 		if rl := rows[6]; rl[col["errorCode"]] != string(events.CodeRateLimited) || rl[col["reason"]] != "rate_limited" {
