@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"slices"
 	"strconv"
@@ -81,7 +82,9 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 
-	nc, err := nf.connect(ctx, "authflow-audit", nil)
+	// NATS errors (a permission the reader lacks) on stderr, as warnings.
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	nc, err := nf.connect(ctx, "authflow-audit", log)
 	if err != nil {
 		return err
 	}
@@ -90,11 +93,9 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	x := &auditExport{
-		js: js, from: from, to: to, match: match, out: out, stderr: stderr,
-		progress: newAuditProgress(stderr, isTerminal(stderr)),
-		idle:     2 * time.Second,
-	}
+	x := newAuditExport(js, out, stderr, from, to)
+	x.match = match
+	x.progress = newAuditProgress(stderr, isTerminal(stderr))
 	if isTerminal(stdout) {
 		// The records on the terminal show the progress; a line of ours
 		// would only break them up.
@@ -190,9 +191,23 @@ type auditExport struct {
 	// idle is how long a stream may deliver nothing before the export asks
 	// the server whether anything is left to read from it.
 	idle time.Duration
+	// openTimeout bounds opening one stream (its info and its consumer);
+	// stall bounds the wait for the next message of a stream that has more.
+	openTimeout, stall time.Duration
 
 	counts      map[string]int // records written, by kind
 	undecodable int
+}
+
+// newAuditExport returns an export of what was stored in [from, to) (to
+// zero: up to the end of the streams) with the default timeouts and a
+// progress line for a pipe.
+func newAuditExport(js jetstream.JetStream, out auditWriter, stderr io.Writer, from, to time.Time) *auditExport {
+	return &auditExport{
+		js: js, from: from, to: to, out: out, stderr: stderr,
+		progress: newAuditProgress(stderr, false),
+		idle:     2 * time.Second, openTimeout: 10 * time.Second, stall: 30 * time.Second,
+	}
 }
 
 // auditStreams are the streams of the audit record, in the order that
@@ -209,7 +224,17 @@ func (x *auditExport) run(ctx context.Context) error {
 	var srcs []*auditSource
 	var last time.Time // the last stored time of any stream, for the percentage
 	for _, s := range auditStreams {
-		src, err := openAuditSource(ctx, x.js, s.name, s.kind, x.from, x.to)
+		// Bounded: a request the server refuses for lack of permission gets
+		// no answer at all.
+		octx, ocancel := context.WithTimeout(ctx, x.openTimeout)
+		src, err := openAuditSource(ctx, octx, x.js, s.name, s.kind, x.from, x.to)
+		ocancel()
+		if err != nil && ctx.Err() != nil {
+			return x.interrupted()
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("%w (no answer from the JetStream API in %s: the reader needs the permissions in docs/audit.md)", err, x.openTimeout)
+		}
 		if errors.Is(err, jetstream.ErrStreamNotFound) && s.kind == auditKindNotification {
 			// A deployment from before notifications: export the results.
 			fmt.Fprintf(x.stderr, "authflow audit: warning: stream %s not found: the export holds results only\n", s.name)
@@ -229,6 +254,7 @@ func (x *auditExport) run(ctx context.Context) error {
 		end = x.to
 	}
 	x.progress.begin(time.Now(), x.from, end)
+	defer x.progress.end() // an error goes on a line of its own
 	// The ticker also flushes the output while a stream is slow, so that
 	// a reader of the pipe sees records as they come.
 	tick := time.NewTicker(max(x.progress.every, 100*time.Millisecond))
@@ -292,6 +318,7 @@ func (x *auditExport) fill(ctx context.Context, src *auditSource, tick <-chan ti
 	if src.head != nil || src.done {
 		return nil
 	}
+	start := time.Now()
 	idle := time.NewTimer(x.idle)
 	defer idle.Stop()
 	for {
@@ -315,6 +342,10 @@ func (x *auditExport) fill(ctx context.Context, src *auditSource, tick <-chan ti
 			info, err := src.consumer.Info(ctx)
 			if err == nil && info.NumPending == 0 && info.Delivered.Stream <= src.read.Load() {
 				src.stop() // nothing left: the reader closes the channel
+			} else if time.Since(start) > x.stall {
+				// A pull the server refuses (no permission) gets no answer;
+				// fail rather than wait for ever.
+				return fmt.Errorf("read %s: no message in %s although the stream holds more (the reader needs the permissions in docs/audit.md)", src.name, x.stall)
 			}
 			idle.Reset(x.idle)
 		case <-ctx.Done():
@@ -386,8 +417,10 @@ type auditMsg struct {
 	err error
 }
 
-func openAuditSource(ctx context.Context, js jetstream.JetStream, name, kind string, from, to time.Time) (*auditSource, error) {
-	s, err := js.Stream(ctx, name)
+// openAuditSource opens stream name with requests bounded by octx; its
+// reader runs until ctx is done.
+func openAuditSource(ctx, octx context.Context, js jetstream.JetStream, name, kind string, from, to time.Time) (*auditSource, error) {
+	s, err := js.Stream(octx, name)
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", name, err)
 	}
@@ -398,7 +431,7 @@ func openAuditSource(ctx context.Context, js jetstream.JetStream, name, kind str
 		return src, nil
 	}
 	end := st.LastSeq
-	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+	c, err := s.OrderedConsumer(octx, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &from,
 	})
 	if err != nil {
@@ -682,12 +715,21 @@ func (p *auditProgress) finish(now time.Time, n int, counts map[string]int) {
 	if !p.shown {
 		return
 	}
+	p.shown = false
 	s := fmt.Sprintf("authflow audit: done: %d records (%d results, %d notifications) in %s", n, counts[auditKindResult], counts[auditKindNotification], now.Sub(p.start).Round(time.Millisecond))
 	if p.tty {
 		fmt.Fprintf(p.w, "\r\x1b[K%s\n", s)
 		return
 	}
 	fmt.Fprintln(p.w, s)
+}
+
+// end ends a line rewritten in place that finish did not end.
+func (p *auditProgress) end() {
+	if p.shown && p.tty {
+		fmt.Fprintln(p.w)
+	}
+	p.shown = false
 }
 
 // isTerminal reports whether w is a terminal (a character device).

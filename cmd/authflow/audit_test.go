@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
@@ -367,8 +368,8 @@ func TestAuditTrail(t *testing.T) {
 	t.Run("progress", func(t *testing.T) {
 		var out, errs bytes.Buffer
 		js := jsFor(t, e.url)
-		x := &auditExport{js: js, from: time.Now().Add(-time.Hour), out: newCSVWriter(&out), stderr: &errs, idle: time.Second,
-			progress: &auditProgress{w: &errs, every: 0, delay: 0}}
+		x := newAuditExport(js, newCSVWriter(&out), &errs, time.Now().Add(-time.Hour), time.Time{})
+		x.progress = &auditProgress{w: &errs, every: 0, delay: 0}
 		if err := x.run(context.Background()); err != nil {
 			t.Fatal(err)
 		}
@@ -386,8 +387,7 @@ func TestAuditTrail(t *testing.T) {
 		}
 		// A short export on a pipe: no progress line at all.
 		errs.Reset()
-		x = &auditExport{js: js, from: time.Now().Add(-time.Hour), out: newCSVWriter(io.Discard), stderr: &errs, idle: time.Second,
-			progress: newAuditProgress(&errs, false)}
+		x = newAuditExport(js, newCSVWriter(io.Discard), &errs, time.Now().Add(-time.Hour), time.Time{})
 		if err := x.run(context.Background()); err != nil || errs.Len() != 0 {
 			t.Fatalf("short export: %v, stderr %q", err, errs.String())
 		}
@@ -569,5 +569,108 @@ func TestAuditProgressTerminal(t *testing.T) {
 		"\r\x1b[Kauthflow audit: done: 4 records (3 results, 1 notifications) in 3s\n"
 	if b.String() != want {
 		t.Fatalf("got  %q\nwant %q", b.String(), want)
+	}
+}
+
+// auditReaderGrants are the NATS permissions docs/audit.md lists for a
+// SIEM reader (besides its inbox): JetStream API requests on the two
+// streams.
+var auditReaderGrants = []string{
+	"$JS.API.STREAM.INFO.AUTHFLOW_RESULTS", "$JS.API.STREAM.INFO.AUTHFLOW_NOTIFICATIONS",
+	"$JS.API.CONSUMER.CREATE.AUTHFLOW_RESULTS.>", "$JS.API.CONSUMER.CREATE.AUTHFLOW_NOTIFICATIONS.>",
+	"$JS.API.CONSUMER.MSG.NEXT.AUTHFLOW_RESULTS.*", "$JS.API.CONSUMER.MSG.NEXT.AUTHFLOW_NOTIFICATIONS.*",
+	"$JS.API.CONSUMER.INFO.AUTHFLOW_RESULTS.*", "$JS.API.CONSUMER.INFO.AUTHFLOW_NOTIFICATIONS.*",
+	"$JS.API.CONSUMER.DELETE.AUTHFLOW_RESULTS.*", "$JS.API.CONSUMER.DELETE.AUTHFLOW_NOTIFICATIONS.*",
+}
+
+// TestAuditReaderPermissions runs the export as a user with only the
+// grants docs/audit.md lists, and checks that without one of those it
+// cannot do without, the export fails, naming the stream, rather than
+// hanging or succeeding with half the record.
+func TestAuditReaderPermissions(t *testing.T) {
+	for _, tt := range []struct{ drop, want string }{
+		{"", ""},
+		{"$JS.API.STREAM.INFO.AUTHFLOW_NOTIFICATIONS", "stream AUTHFLOW_NOTIFICATIONS: context deadline exceeded (no answer from the JetStream API in 1s: the reader needs the permissions in docs/audit.md)"},
+		{"$JS.API.CONSUMER.CREATE.AUTHFLOW_NOTIFICATIONS.>", "read AUTHFLOW_NOTIFICATIONS: context deadline exceeded (no answer from the JetStream API in 1s: the reader needs the permissions in docs/audit.md)"},
+		{"$JS.API.CONSUMER.MSG.NEXT.AUTHFLOW_RESULTS.*", "read AUTHFLOW_RESULTS: no message in 1.5s although the stream holds more (the reader needs the permissions in docs/audit.md)"},
+	} {
+		t.Run("without "+tt.drop, func(t *testing.T) {
+			var grants []string
+			for _, g := range auditReaderGrants {
+				if g != tt.drop {
+					grants = append(grants, g)
+				}
+			}
+			s, err := server.NewServer(&server.Options{
+				ServerName: "perm", Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
+				Users: []*server.User{
+					{Username: "admin", Password: "admin-pw"},
+					{Username: "siem", Password: "siem-pw", Permissions: &server.Permissions{
+						Publish:   &server.SubjectPermission{Allow: grants},
+						Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX_siem.>"}},
+					}},
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			go s.Start()
+			if !s.ReadyForConnections(10 * time.Second) {
+				t.Fatal("nats server not ready")
+			}
+			t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+			nc, err := nats.Connect(s.ClientURL(), nats.UserInfo("admin", "admin-pw"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(nc.Close)
+			js, _ := jetstream.New(nc)
+			ensureTopology(t, js)
+			ctx := context.Background()
+			if err := notify.EnsureStream(ctx, js, notify.StreamConfig{}); err != nil {
+				t.Fatal(err)
+			}
+			// A result and its notification, as the worker publishes them.
+			body := testResult(t, "hr/workday", "evt-1", auditAdeleUPN, events.StatusSucceeded)
+			if _, err := js.Publish(ctx, worker.ResultSubject("k"), body); err != nil {
+				t.Fatal(err)
+			}
+			res, _ := events.DecodeResult(body)
+			now := time.Now()
+			if err := notify.Publish(ctx, js, "k", &events.Notification{
+				SpecVersion: "1.0", ID: events.NotificationID(res.ID), Source: events.ResultSource, Type: events.TypeNotification,
+				Time: now, DataContentType: "application/json",
+				Data: events.NotificationData{Event: res.Data.Event, Result: res.ID, User: events.UserInfo{ObjectID: auditAdeleID},
+					Reason: events.ReasonChanged, Status: events.StatusSucceeded, OccurredAt: now, Notify: events.NotifyUser,
+					Changes: []events.Change{{Op: events.OpEnsurePhone, MethodKind: events.KindPhone, Outcome: events.OutcomeCreated}}},
+			}); err != nil {
+				t.Fatal(err)
+			}
+
+			if tt.drop == "" {
+				// Through the command: its flags, its inbox prefix.
+				url := strings.Replace(s.ClientURL(), "nats://", "nats://siem:siem-pw@", 1)
+				code, stdout, stderr := runCLI(t, "audit", "--nats-url", url, "--nats-inbox-prefix", "_INBOX_siem", "--since", "1h")
+				if code != 0 || strings.Count(stdout, "\n") != 2 || !strings.Contains(stdout, `"kind":"notification"`) {
+					t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+				}
+				return
+			}
+			siem, err := nats.Connect(s.ClientURL(), nats.UserInfo("siem", "siem-pw"), nats.CustomInboxPrefix("_INBOX_siem"),
+				nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(siem.Close)
+			sjs, _ := jetstream.New(siem)
+			var errs bytes.Buffer
+			x := newAuditExport(sjs, newJSONLWriter(io.Discard), &errs, now.Add(-time.Hour), time.Time{})
+			x.idle, x.openTimeout, x.stall = 500*time.Millisecond, time.Second, 1500*time.Millisecond
+			rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			defer cancel()
+			if err := x.run(rctx); err == nil || err.Error() != tt.want {
+				t.Fatalf("error %v\nwant  %s", err, tt.want)
+			}
+		})
 	}
 }
