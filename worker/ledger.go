@@ -44,6 +44,8 @@ type record struct {
 	// retry asked to be tried again: a later event of the same key that
 	// finds it unfinished waits until then rather than run it early.
 	NotBefore time.Time `json:"notBefore,omitzero"`
+	// EffectiveAt is a scheduled event's data.effectiveAt (schedule.go).
+	EffectiveAt time.Time `json:"effectiveAt,omitzero"`
 	// Received is when a worker first received the event; Started when the
 	// first attempt claimed it.
 	Received time.Time `json:"received,omitzero"`

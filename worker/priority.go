@@ -165,6 +165,10 @@ func (w *Worker) scan(ctx context.Context) {
 				continue
 			}
 			seq := md.Sequence.Stream
+			if !strings.HasPrefix(msg.Subject(), EventsSubjectPrefix) {
+				next = seq + 1 // a schedule (schedule.go), not an event
+				continue
+			}
 			if time.Since(lastTrim) > backlogTrimEvery {
 				bl.trim(func(p int) uint64 { f, _ := w.floors.get(ctx, w, p); return f })
 				lastTrim = time.Now()

@@ -182,6 +182,9 @@ func (d *delivery) process(ctx context.Context) string {
 	if err != nil {
 		return d.reject(ctx, err)
 	}
+	if at, wait := d.scheduledFor(); wait {
+		return d.schedule(ctx, at)
+	}
 
 	if d.rec != nil {
 		if wait := leaseWait(d.rec, w.cfg.Now(), w.cfg.MaxClockSkew); wait > 0 {
