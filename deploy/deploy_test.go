@@ -2405,7 +2405,8 @@ func TestWorkerUserStartsOnProvisionedTopology(t *testing.T) {
 // ---------------------------------------------------------------------------------------
 // Grafana dashboard.
 
-// metricsContract are the metric names the worker implements and the dashboard must show.
+// metricsContract are the metric names the worker and the ingress implement and the
+// dashboard must show (TestDashboardAndAlertMetricsExist checks them on a running worker).
 var metricsContract = []string{
 	"authflow_events_total",
 	"authflow_event_duration_seconds_bucket",
@@ -2417,6 +2418,12 @@ var metricsContract = []string{
 	"authflow_dlq_total",
 	"authflow_events_in_flight",
 	"authflow_last_processed_timestamp_seconds",
+	"authflow_deliveries_total",
+	"authflow_graph_request_duration_seconds_bucket",
+	"authflow_graph_concurrency_limit",
+	"authflow_build_info",
+	"authflow_ingress_requests_total",
+	"authflow_ingress_request_duration_seconds_bucket",
 }
 
 func TestGrafanaDashboard(t *testing.T) {
