@@ -246,7 +246,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer stopWorker()
 
-	ing, err := startDevIngress(ctx, ingressLn, nc, log)
+	ing, err := startDevIngress(ctx, ingressLn, nc, reg, log)
 	if err != nil {
 		return err
 	}
