@@ -2424,6 +2424,7 @@ var metricsContract = []string{
 	"authflow_build_info",
 	"authflow_ingress_requests_total",
 	"authflow_ingress_request_duration_seconds_bucket",
+	"authflow_order_waits_total",
 }
 
 func TestGrafanaDashboard(t *testing.T) {
