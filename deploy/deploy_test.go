@@ -2425,6 +2425,11 @@ var metricsContract = []string{
 	"authflow_ingress_requests_total",
 	"authflow_ingress_request_duration_seconds_bucket",
 	"authflow_order_waits_total",
+	"authflow_rate_limited_total",
+	"authflow_notifications_sent_total",
+	"authflow_notifications_failed_total",
+	"authflow_notifications_skipped_total",
+	"authflow_notification_retries_total",
 }
 
 func TestGrafanaDashboard(t *testing.T) {

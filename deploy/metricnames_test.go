@@ -20,6 +20,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +30,7 @@ import (
 	"github.com/authflow/authflow/graphclient"
 	"github.com/authflow/authflow/graphclient/graphclienttest"
 	"github.com/authflow/authflow/ingress"
+	"github.com/authflow/authflow/notify"
 	"github.com/authflow/authflow/worker"
 )
 
@@ -249,7 +251,9 @@ func TestDashboardAndAlertMetricsExist(t *testing.T) {
 	all := strings.Join(slices.Collect(mapValues(panels)), "\n")
 	for _, m := range []string{"authflow_graph_request_duration_seconds_bucket", "authflow_deliveries_total",
 		"authflow_graph_concurrency_limit", "authflow_build_info", "authflow_ingress_requests_total",
-		"authflow_ingress_request_duration_seconds_bucket"} {
+		"authflow_ingress_request_duration_seconds_bucket", "authflow_order_waits_total", "authflow_rate_limited_total",
+		"authflow_notifications_sent_total", "authflow_notifications_failed_total", "authflow_notifications_skipped_total",
+		"authflow_notification_retries_total"} {
 		if !strings.Contains(all, m) {
 			t.Errorf("no panel shows %s", m)
 		}
@@ -346,8 +350,28 @@ func startWorkerAndIngress(t *testing.T) (workerMetrics, ingressMetrics string, 
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A policy with a limit and a notification sender, so that the series of both exist.
+	policy, err := events.ParsePolicy([]byte(`
+version: 1
+sources:
+  hr/metrics:
+    types: ["*"]
+limits:
+  - name: taps-per-user
+    per: user
+    types: [authflow.tap.issue.v1]
+    max: 3
+    window: 24h
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const senderID = "7d1f8a52-6c0e-4d2a-9f4b-7e5d1c2a0078"
+	if err := emu.PutUser(graphclienttest.User{ID: senderID, UserPrincipalName: "notify@contoso.example", Mail: "notify@contoso.example"}); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	w, err := worker.New(ctx, worker.Config{NATS: nc, Graph: g, Policy: events.DevPolicy(), Partitions: 2,
+	w, err := worker.New(ctx, worker.Config{NATS: nc, Graph: g, Policy: policy, Partitions: 2,
 		Replicas: 1, AckWait: 5 * time.Second, ShutdownTimeout: time.Second, Logger: quiet, Metrics: metrics})
 	if err != nil {
 		cancel()
@@ -356,6 +380,20 @@ func startWorkerAndIngress(t *testing.T) (workerMetrics, ingressMetrics string, 
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
+	// The notification deliverer, as authflow worker --notify-sender runs it, on the topology
+	// the worker made.
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nd, err := notify.NewDeliverer(ctx, notify.Config{JetStream: js, Mailer: g, Sender: senderID, Templates: notify.DefaultTemplates(),
+		IsTransient: graphclient.IsTransient, RetryAfter: graphclient.RetryAfter, Metrics: notify.NewMetrics(reg), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ndDone := make(chan error, 1)
+	go func() { ndDone <- nd.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-ndDone })
 	wsrv := httptest.NewServer(w.Handler(reg, g.CheckToken))
 	t.Cleanup(wsrv.Close)
 
