@@ -106,7 +106,9 @@ var errNATS = errors.New("NATS unavailable")
 // errCorrupt is a ledger record that cannot be decoded.
 var errCorrupt = errors.New("ledger record undecodable")
 
-func (l ledger) do(ctx context.Context, what string, fn func(ctx context.Context) error) error {
+func (l ledger) do(ctx context.Context, what string, fn func(ctx context.Context) error) (err error) {
+	ctx, end := ledgerSpan(ctx, what)
+	defer func() { end(err) }()
 	return natsCall(ctx, "ledger "+what, l.timeout, l.tries, fn)
 }
 

@@ -128,7 +128,9 @@ func (d *delivery) publishResult(ctx context.Context, subject, msgID string, bod
 
 // publish sends m to JetStream with msgID, a short timeout per try, and a
 // few tries: a NATS restart costs seconds, and its errors say NATS.
-func (w *Worker) publish(ctx context.Context, what string, m *nats.Msg, msgID string) error {
+func (w *Worker) publish(ctx context.Context, what string, m *nats.Msg, msgID string) (err error) {
+	ctx, end := publishSpan(ctx, what)
+	defer func() { end(err) }()
 	return natsCall(ctx, "publish "+what, w.cfg.NATSTimeout, 3, func(ctx context.Context) error {
 		_, err := w.js.PublishMsg(ctx, m, jetstream.WithMsgID(msgID))
 		return err

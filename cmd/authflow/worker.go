@@ -260,7 +260,12 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := worker.NewMetrics(reg)
 
-	graph, err := f.graph.client(metrics.ObserveGraph, log.With("component", "graph"))
+	tp, stopTracing, err := startTracing(ctx, "authflow-worker", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	graph, err := f.graph.client(metrics.ObserveGraph, log.With("component", "graph"), tp)
 	if err != nil {
 		return err
 	}
@@ -271,6 +276,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer nc.Close()
 
 	cfg.NATS, cfg.Graph, cfg.Logger, cfg.Metrics = nc, graph, log, metrics
+	cfg.TracerProvider = tp
 	w, err := worker.New(ctx, cfg)
 	if err != nil {
 		return explainTopologyError(err, f.replicas)
