@@ -50,7 +50,9 @@ func (s Status) Final() bool { return s.Valid() && s != StatusScheduled }
 // InterimResultID is the id of an interim result (status scheduled) of an
 // event: EventKey(source, id) + ":" + the status, so it never takes the
 // place of the event's final result.
-func InterimResultID(source, id string, s Status) string { return EventKey(source, id) + ":" + string(s) }
+func InterimResultID(source, id string, s Status) string {
+	return EventKey(source, id) + ":" + string(s)
+}
 
 // Outcome is how one operation ended. In a dry run it is what the
 // operation would have done, and nothing was written.
