@@ -236,7 +236,7 @@ func nonNil[T any](s []T) []T {
 
 // print writes the readable report.
 func (o *reconcileOutput) print(w io.Writer) {
-	fmt.Fprintf(w, "%s: %d %s, %d checked against Graph", o.Desired, o.Rows, plural(o.Rows, "row", "rows"), o.Checked)
+	fmt.Fprintf(w, "%s: %s, %d checked against Graph", o.Desired, plural(o.Rows, "row", "rows"), o.Checked)
 	if n := len(o.BadRows); n > 0 {
 		fmt.Fprintf(w, ", %d bad", n)
 	}
@@ -250,8 +250,8 @@ func (o *reconcileOutput) print(w io.Writer) {
 	if len(o.Drift) == 0 {
 		fmt.Fprintln(w, "no drift")
 	} else {
-		fmt.Fprintf(w, "%d %s of drift, %d %s:\n", len(o.Drift), plural(len(o.Drift), "finding", "findings"),
-			o.Corrections, plural(o.Corrections, "correction", "corrections"))
+		fmt.Fprintf(w, "%s of drift, %s:\n", plural(len(o.Drift), "finding", "findings"),
+			plural(o.Corrections, "correction", "corrections"))
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "LINE\tUSER\tKIND\tFIELD\tCURRENT\tDESIRED\tCORRECTION")
 		for _, d := range o.Drift {
@@ -280,8 +280,8 @@ func (o *reconcileOutput) print(w io.Writer) {
 	section("not in the directory", o.Unknown)
 	section("not checked", o.Errors)
 	if a := o.Applied; a != nil {
-		fmt.Fprintf(w, "applied: %d %s published as %s, %d already published today, %d failed\n",
-			a.Published, plural(a.Published, "correction", "corrections"), reconcile.Source, a.Duplicates, len(a.Failed))
+		fmt.Fprintf(w, "applied: %s published as %s, %d already published today, %d failed\n",
+			plural(a.Published, "correction", "corrections"), reconcile.Source, a.Duplicates, len(a.Failed))
 		section("not published", a.Failed)
 	}
 }
