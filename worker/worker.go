@@ -153,8 +153,8 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.consume(ctx, work, it)
 		}()
 	}
-	if w.cfg.Policy.HasInteractive() {
-		if err := w.runInteractiveLane(ctx, work, &wg); err != nil {
+	{
+		if err := w.runLanes(ctx, work, &wg); err != nil {
 			for _, it := range iters {
 				it.Stop()
 			}
