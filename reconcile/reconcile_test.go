@@ -44,7 +44,7 @@ func TestDriftOfEachKind(t *testing.T) {
 	// no per-user read. Disabled leavers are not in the report (as in
 	// Graph) and actives have registered phones: one read each.
 	perUser := 2000 - 20
-	if pages := 1 + 2000/100 + 1; rep.Requests > perUser+pages+2 || rep.Requests < perUser {
+	if pages := 1 + 2000/100 + 1; rep.Requests > perUser+pages+10 || rep.Requests < perUser {
 		t.Errorf("%d Graph requests, want %d per-user reads and about %d pages", rep.Requests, perUser, pages)
 	}
 	// One correction per finding, but a leaver's two findings share one.
@@ -118,8 +118,10 @@ func TestGraphFaults(t *testing.T) {
 	cleanTotal := emu.Stats().Total
 
 	emu.ResetStats()
-	if err := emu.SetFaults(graphclienttest.Faults{ThrottleRPS: 100, ErrorRate: 0.01, ErrorStatuses: []int{503},
-		RetryAfterSeconds: 1, Seed: 7}); err != nil {
+	// With this seed, the first 300 requests (a sweep makes 301) meet two 429s and two 503s,
+	// each with Retry-After: 1, whatever the order the goroutines send them in.
+	if err := emu.SetFaults(graphclienttest.Faults{ErrorRate: 0.015, ErrorStatuses: []int{429, 503},
+		RetryAfterSeconds: 1, Seed: 18}); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
