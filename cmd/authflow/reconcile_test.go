@@ -302,7 +302,7 @@ func TestReconcileFlags(t *testing.T) {
 		{"worker every without seed", w("--reconcile-every", "24h", "--reconcile-desired", desired), "--reconcile-every needs --reconcile-sign-seed"},
 		{"worker desired without every", w("--reconcile-desired", desired), "--reconcile-desired needs --reconcile-every"},
 		{"worker every too short", w("--reconcile-every", "1ms", "--reconcile-desired", desired, "--reconcile-sign-seed", seed), "--reconcile-every must be"},
-		{"worker unreadable desired", w("--reconcile-every", "1h", "--reconcile-desired", desired + ".none", "--reconcile-sign-seed", seed), "--reconcile-desired"},
+		{"worker unreadable desired", w("--reconcile-every", "1h", "--reconcile-desired", desired+".none", "--reconcile-sign-seed", seed), "--reconcile-desired"},
 		{"worker bad seed", w("--reconcile-every", "1h", "--reconcile-desired", desired, "--reconcile-sign-seed", desired), "--reconcile-sign-seed"},
 		{"worker rate", w("--reconcile-every", "1h", "--reconcile-desired", desired, "--reconcile-sign-seed", seed, "--reconcile-rate", "-1"), "--reconcile-rate"},
 	}
