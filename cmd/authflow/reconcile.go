@@ -112,7 +112,7 @@ func runReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		signer = kp
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	graph, err := f.graph.client(nil, log.With("component", "graph"))
+	graph, err := f.graph.client(nil, log.With("component", "graph"), nil)
 	if err != nil {
 		return err
 	}
