@@ -436,7 +436,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	raw := body
 	if mode == modeBinary {
-		if raw, p = binaryEvent(r.Header, r.Header.Get("Content-Type"), body); p != nil {
+		if raw, p = binaryEvent(r.Header, body); p != nil {
 			x.fail(p)
 			return
 		}
