@@ -1639,6 +1639,7 @@ func natsPasswords(t *testing.T) map[string]string {
 		"hr":       "test-hr-secret",
 		"helpdesk": "test-helpdesk-secret",
 		"worker":   "test-worker-secret",
+		"ingress":  "test-ingress-secret",
 		"admin":    "test-admin-secret",
 		"sys":      "test-sys-secret",
 	}
@@ -1717,7 +1718,7 @@ func TestNATSConfigsLoad(t *testing.T) {
 
 func TestNATSAccountsNeedTheirPasswords(t *testing.T) {
 	// Without the variables the server must refuse to start, not run with empty passwords.
-	for _, user := range []string{"HR", "HELPDESK", "WORKER", "ADMIN", "SYS"} {
+	for _, user := range []string{"HR", "HELPDESK", "WORKER", "INGRESS", "ADMIN", "SYS"} {
 		t.Setenv("NATS_"+user+"_PASSWORD", "x")
 	}
 	if err := os.Unsetenv("NATS_WORKER_PASSWORD"); err != nil {
@@ -1786,7 +1787,7 @@ func TestNATSAccountsConfig(t *testing.T) {
 	if len(users) != len(pw) {
 		t.Errorf("users %v, want exactly %d", users, len(pw))
 	}
-	for _, user := range []string{"hr", "helpdesk", "worker"} {
+	for _, user := range []string{"hr", "helpdesk", "worker", "ingress"} {
 		if len(users[user].PubAllow) == 0 || len(users[user].SubAllow) == 0 {
 			t.Errorf("user %s: a service user needs explicit publish and subscribe allow lists", user)
 		}
@@ -1802,6 +1803,24 @@ func TestNATSAccountsConfig(t *testing.T) {
 	}
 	if !slices.Contains(w.SubDeny, "authflow.events.>") {
 		t.Errorf("worker: subscribe deny list lacks authflow.events.>")
+	}
+	// The ingress publishes events like HR and helpdesk; of what the worker acts on, nothing
+	// else. A forged result would go out to the senders' results webhooks, signed.
+	in := users["ingress"]
+	for _, subj := range []string{"authflow.results.>", "authflow.priority.>", "$KV.>", "$JS.API.STREAM.CREATE.>",
+		"$JS.API.STREAM.UPDATE.>", "$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.MSG.DELETE.>",
+		"$JS.API.CONSUMER.DELETE.>", "$JS.API.CONSUMER.CREATE.AUTHFLOW_EVENTS.>"} {
+		if !slices.Contains(in.PubDeny, subj) {
+			t.Errorf("ingress: publish deny list lacks %s", subj)
+		}
+	}
+	for _, subj := range in.PubAllow {
+		if strings.HasPrefix(subj, "authflow.") && subj != "authflow.events.*" && subj != "authflow.dlq.>" {
+			t.Errorf("ingress: publishes %s; it may publish authflow.events.* (and park results in authflow.dlq.>) only", subj)
+		}
+	}
+	if !slices.Equal(in.SubAllow, []string{ingressInbox + ".>"}) {
+		t.Errorf("ingress: subscribe allow %q, want its own inbox %s.> only", in.SubAllow, ingressInbox)
 	}
 }
 
@@ -2014,11 +2033,15 @@ func permServer(t *testing.T) (*server.Server, map[string]string) {
 	return s, pw
 }
 
-// workerInbox is the reply inbox prefix the worker user is limited to.
-const workerInbox = "_INBOX_worker"
+// workerInbox and ingressInbox are the reply inbox prefixes the worker and ingress users
+// are limited to.
+const (
+	workerInbox  = "_INBOX_worker"
+	ingressInbox = "_INBOX_ingress"
+)
 
 // connect connects as user and returns the connection and a channel of its permission
-// violations. The worker connects with its own inbox prefix, as it must.
+// violations. The worker and the ingress connect with their own inbox prefixes, as they must.
 func connect(t *testing.T, s *server.Server, user, password string, extra ...nats.Option) (*nats.Conn, chan error) {
 	t.Helper()
 	violations := make(chan error, 64)
@@ -2035,8 +2058,11 @@ func connect(t *testing.T, s *server.Server, user, password string, extra ...nat
 			}
 		}),
 	}
-	if user == "worker" {
+	switch user {
+	case "worker":
 		opts = append(opts, nats.CustomInboxPrefix(workerInbox))
+	case "ingress":
+		opts = append(opts, nats.CustomInboxPrefix(ingressInbox))
 	}
 	nc, err := nats.Connect(s.ClientURL(), append(opts, extra...)...)
 	if err != nil {
@@ -2187,8 +2213,9 @@ func TestNATSPermissions(t *testing.T) {
 			subscribeDenied(t, nc, "authflow.events.>")
 			subscribeDenied(t, nc, "authflow.dlq.>")
 			subscribeDenied(t, nc, "$KV.AUTHFLOW_LEDGER.>")
-			// The worker's replies carry event bodies and ledger records.
+			// The worker's replies carry event bodies and ledger records, the ingress's results.
 			subscribeDenied(t, nc, workerInbox+".>")
+			subscribeDenied(t, nc, ingressInbox+".>")
 		})
 	}
 
@@ -2351,8 +2378,127 @@ func TestNATSPermissions(t *testing.T) {
 			return err
 		})
 		subscribeDenied(t, wnc, "authflow.events.>")
+		subscribeDenied(t, wnc, ingressInbox+".>")
 		subscribeDenied(t, wnc, "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.AUTHFLOW_EVENTS.>")
 		subscribeDenied(t, wnc, ">")
+	})
+
+	t.Run("ingress", func(t *testing.T) {
+		nc, viol := connect(t, s, "ingress", pw["ingress"])
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		allowed(t, "publish an event", func(ctx context.Context) error {
+			ack, err := js.Publish(ctx, "authflow.events.adele-ingress", []byte(`{"from":"ingress"}`), jetstream.WithMsgID("ingress-1"))
+			if err == nil && ack.Stream != "AUTHFLOW_EVENTS" {
+				err = fmt.Errorf("stored in %q", ack.Stream)
+			}
+			return err
+		})
+		for _, name := range []string{"AUTHFLOW_EVENTS", "AUTHFLOW_RESULTS"} {
+			allowed(t, "stream info "+name, func(ctx context.Context) error {
+				_, err := js.Stream(ctx, name)
+				return err
+			})
+		}
+		// A source's results webhook: its durable consumer, one result at a time.
+		var cons jetstream.Consumer
+		allowed(t, "create or update a results consumer", func(ctx context.Context) error {
+			var err error
+			cons, err = js.CreateOrUpdateConsumer(ctx, "AUTHFLOW_RESULTS", jetstream.ConsumerConfig{
+				Durable: "authflow-ingress-results-test", FilterSubject: "authflow.results.>",
+				AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 1, MaxDeliver: -1,
+			})
+			return err
+		})
+		if cons == nil {
+			t.Fatal("no results consumer: cannot go on")
+		}
+		allowed(t, "fetch, extend and ack a result", func(ctx context.Context) error {
+			batch, err := cons.Fetch(1, jetstream.FetchMaxWait(3*time.Second))
+			if err != nil {
+				return err
+			}
+			var msg jetstream.Msg
+			for m := range batch.Messages() {
+				msg = m
+			}
+			if msg == nil {
+				return fmt.Errorf("no result delivered: %v", batch.Error())
+			}
+			if err := msg.InProgress(); err != nil {
+				return err
+			}
+			return msg.DoubleAck(ctx)
+		})
+		allowed(t, "park a result in the DLQ", func(ctx context.Context) error {
+			_, err := js.Publish(ctx, "authflow.dlq.adele-hr", []byte(`{}`), jetstream.WithMsgID("ingress-dlq-1"))
+			return err
+		})
+		allowed(t, "wait for a result (Prefer: wait)", func(ctx context.Context) error {
+			st, err := js.Stream(ctx, "AUTHFLOW_RESULTS")
+			if err != nil {
+				return err
+			}
+			oc, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"authflow.results.adele-hr"}})
+			if err != nil {
+				return err
+			}
+			it, err := oc.Messages()
+			if err != nil {
+				return err
+			}
+			defer it.Stop()
+			_, err = it.Next()
+			return err
+		})
+		publish := func(subject string) func(context.Context) error {
+			return func(context.Context) error {
+				if err := nc.Publish(subject, []byte("x")); err != nil {
+					return err
+				}
+				return errors.New("published") // the outcome is the server's violation, not this
+			}
+		}
+		denied(t, viol, "publish a result", "authflow.results.adele", publish("authflow.results.adele"))
+		denied(t, viol, "publish an interactive pointer", "authflow.priority.k", publish("authflow.priority.k"))
+		denied(t, viol, "publish a partitioned subject", "authflow.events.0.adele", publish("authflow.events.0.adele"))
+		denied(t, viol, "write the ledger", "$KV.AUTHFLOW_LEDGER.evt.x", publish("$KV.AUTHFLOW_LEDGER.evt.x"))
+		denied(t, viol, "read the ledger", "$JS.API.STREAM.INFO.KV_AUTHFLOW_LEDGER", func(ctx context.Context) error {
+			_, err := js.KeyValue(ctx, "AUTHFLOW_LEDGER")
+			return err
+		})
+		denied(t, viol, "consume the events stream", "$JS.API.CONSUMER.CREATE.AUTHFLOW_EVENTS.ingress-reader", func(ctx context.Context) error {
+			_, err := js.CreateOrUpdateConsumer(ctx, "AUTHFLOW_EVENTS", jetstream.ConsumerConfig{Durable: "ingress-reader"})
+			return err
+		})
+		denied(t, viol, "read an event by sequence", "$JS.API.STREAM.MSG.GET.AUTHFLOW_EVENTS", func(ctx context.Context) error {
+			st, err := js.Stream(ctx, "AUTHFLOW_EVENTS")
+			if err != nil {
+				return err
+			}
+			_, err = st.GetMsg(ctx, 1)
+			return err
+		})
+		denied(t, viol, "delete a results consumer", "$JS.API.CONSUMER.DELETE.AUTHFLOW_RESULTS.authflow-ingress-results-test", func(ctx context.Context) error {
+			return js.DeleteConsumer(ctx, "AUTHFLOW_RESULTS", "authflow-ingress-results-test")
+		})
+		denied(t, viol, "purge the results", "$JS.API.STREAM.PURGE.AUTHFLOW_RESULTS", func(ctx context.Context) error {
+			st, err := js.Stream(ctx, "AUTHFLOW_RESULTS")
+			if err != nil {
+				return err
+			}
+			return st.Purge(ctx)
+		})
+		denied(t, viol, "create a stream", "$JS.API.STREAM.CREATE.OTHER", func(ctx context.Context) error {
+			_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "OTHER", Subjects: []string{"other.>"}})
+			return err
+		})
+		subscribeDenied(t, nc, "authflow.events.>")
+		subscribeDenied(t, nc, "authflow.results.>")
+		subscribeDenied(t, nc, workerInbox+".>")
+		subscribeDenied(t, nc, "_INBOX.>")
 	})
 }
 
