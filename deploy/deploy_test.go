@@ -256,8 +256,9 @@ type containerEnv struct {
 
 type probe struct {
 	HTTPGet *struct {
-		Path string `yaml:"path"`
-		Port any    `yaml:"port"`
+		Path   string `yaml:"path"`
+		Port   any    `yaml:"port"`
+		Scheme string `yaml:"scheme"`
 	} `yaml:"httpGet"`
 }
 
@@ -434,8 +435,9 @@ type k8sSet struct {
 	// the set may refer to them but must not contain them.
 	given []k8sObject
 	// namespace: the set creates the namespace; monitoring: it holds the Prometheus Operator
-	// objects; imds: its credential is managed identity, which needs 169.254.169.254:80.
-	namespace, monitoring, imds bool
+	// objects; imds: its credential is managed identity, which needs 169.254.169.254:80;
+	// ingress: it runs the HTTP ingress beside the worker.
+	namespace, monitoring, imds, ingress bool
 }
 
 // checkK8sSet checks one set of objects that is applied together.
@@ -544,6 +546,23 @@ func checkK8sSet(t *testing.T, set k8sSet) {
 	selectsAPod := func(sel map[string]string) bool {
 		return slices.ContainsFunc(pods, func(m metadata) bool { return selects(sel, m.Labels) })
 	}
+	// componentOf is the component (worker, ingress) of the pods a selector selects.
+	componentOf := func(sel map[string]string) string {
+		i := slices.IndexFunc(pods, func(m metadata) bool { return selects(sel, m.Labels) })
+		if i < 0 {
+			return ""
+		}
+		return pods[i].Labels[componentLabel]
+	}
+	for _, c := range []string{"worker", "ingress"} {
+		has := slices.ContainsFunc(pods, func(m metadata) bool { return m.Labels[componentLabel] == c })
+		switch want := c == "worker" || set.ingress; {
+		case want && !has:
+			t.Errorf("no Deployment of component %s", c)
+		case !want && has:
+			t.Errorf("a Deployment of component %s, which this set must not run", c)
+		}
+	}
 
 	for _, o := range byKind["PodDisruptionBudget"] {
 		var p pdb
@@ -597,7 +616,8 @@ func checkK8sSet(t *testing.T, set k8sSet) {
 	for _, o := range byKind["NetworkPolicy"] {
 		var np networkPolicy
 		o.decode(t, &np)
-		checkNetworkPolicy(t, o, np, selectsAPod, set.imds)
+		component := componentOf(np.Spec.PodSelector.MatchLabels)
+		checkNetworkPolicy(t, o, np, selectsAPod, component, set.imds && component == "worker")
 	}
 }
 
@@ -693,16 +713,33 @@ func checkDeployment(t *testing.T, o k8sObject, d deployment,
 			}
 		}
 	}
-	worker := pod.Containers[0]
+	main := pod.Containers[0]
 	for _, pr := range []struct {
 		name string
 		p    *probe
 		path string
-	}{{"livenessProbe", worker.LivenessProbe, "/healthz"}, {"readinessProbe", worker.ReadinessProbe, "/readyz"}} {
+	}{{"livenessProbe", main.LivenessProbe, "/healthz"}, {"readinessProbe", main.ReadinessProbe, "/readyz"}} {
 		if pr.p == nil || pr.p.HTTPGet == nil || pr.p.HTTPGet.Path != pr.path {
 			t.Errorf("%s: want %s httpGet %s", o, pr.name, pr.path)
 		}
 	}
+	switch c := spec.Template.Metadata.Labels[componentLabel]; c {
+	case "worker":
+		checkWorker(t, o, pod, secretHasKey)
+	case "ingress":
+		checkIngress(t, o, pod, named, secretHasKey)
+	default:
+		t.Errorf("%s: pod label %s %q, want worker or ingress", o, componentLabel, c)
+	}
+}
+
+// componentLabel tells the worker's and the ingress's objects apart.
+const componentLabel = "app.kubernetes.io/component"
+
+// checkWorker checks what is particular to the worker's pods.
+func checkWorker(t *testing.T, o k8sObject, pod podSpec, secretHasKey func(name, key string) bool) {
+	t.Helper()
+	worker := pod.Containers[0]
 	if !slices.Contains(worker.Args, "worker") {
 		t.Errorf("%s: container %s does not run `authflow worker` (args %v)", o, worker.Name, worker.Args)
 	}
@@ -720,6 +757,124 @@ func checkDeployment(t *testing.T, o k8sObject, d deployment,
 		t.Errorf("%s: AUTHFLOW_METRICS_LISTEN %q, want the pod's own address $(POD_IP):PORT", o, v)
 	}
 	checkSealKey(t, o, pod, env["AUTHFLOW_SEAL_KEY_FILE"], secretHasKey)
+}
+
+// ingressHTTPSPort is the container port the ingress serves the senders on.
+const ingressHTTPSPort = "8443"
+
+// checkIngress checks what is particular to the HTTP ingress's pods: `authflow ingress` over
+// HTTPS on the pod's own address with its own NATS inbox, the configuration from a ConfigMap,
+// and the TLS files and every file the configuration names (seeds, secrets) mounted read-only,
+// mode 0400, from a Secret that has them.
+func checkIngress(t *testing.T, o k8sObject, pod podSpec, named func(kind, name string) (k8sObject, bool), secretHasKey func(name, key string) bool) {
+	t.Helper()
+	c := pod.Containers[0]
+	if !slices.Contains(c.Args, "ingress") {
+		t.Errorf("%s: container %s does not run `authflow ingress` (args %v)", o, c.Name, c.Args)
+	}
+	env := map[string]string{}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+	}
+	if v := env["AUTHFLOW_NATS_INBOX_PREFIX"]; v != ingressInbox {
+		t.Errorf("%s: AUTHFLOW_NATS_INBOX_PREFIX %q, want %s (the only inbox the ingress user may use)", o, v, ingressInbox)
+	}
+	if v := env["AUTHFLOW_LISTEN"]; v != "$(POD_IP):"+ingressHTTPSPort {
+		t.Errorf("%s: AUTHFLOW_LISTEN %q, want the pod's own address $(POD_IP):%s", o, v, ingressHTTPSPort)
+	}
+	if v := env["AUTHFLOW_METRICS_LISTEN"]; !strings.HasPrefix(v, "$(POD_IP):") {
+		t.Errorf("%s: AUTHFLOW_METRICS_LISTEN %q, want the pod's own address $(POD_IP):PORT", o, v)
+	}
+	if !slices.ContainsFunc(c.Ports, func(p struct {
+		Name          string `yaml:"name"`
+		ContainerPort int    `yaml:"containerPort"`
+	}) bool {
+		return p.Name == "https" && strconv.Itoa(p.ContainerPort) == ingressHTTPSPort
+	}) {
+		t.Errorf("%s: no container port https %s", o, ingressHTTPSPort)
+	}
+	for _, p := range []*probe{c.LivenessProbe, c.ReadinessProbe} {
+		if p != nil && p.HTTPGet != nil && p.HTTPGet.Scheme != "HTTPS" {
+			t.Errorf("%s: probe of %s over %q: the ingress serves HTTPS", o, p.HTTPGet.Path, p.HTTPGet.Scheme)
+		}
+	}
+	// mounted returns the volume a file is in, checking that it is mounted read-only.
+	mounted := func(file string) (podVolume, bool) {
+		dir := strings.TrimSuffix(path.Dir(file), "/")
+		for _, m := range c.VolumeMounts {
+			if m.MountPath != dir {
+				continue
+			}
+			if !m.ReadOnly {
+				t.Errorf("%s: volume mount %s at %s must be readOnly", o, m.Name, dir)
+			}
+			i := slices.IndexFunc(pod.Volumes, func(v podVolume) bool { return v.Name == m.Name })
+			if i < 0 {
+				return podVolume{}, false
+			}
+			return pod.Volumes[i], true
+		}
+		return podVolume{}, false
+	}
+	secretFile := func(what, file string) {
+		t.Helper()
+		v, ok := mounted(file)
+		if file == "" || !path.IsAbs(file) || !ok || v.Secret == nil {
+			t.Errorf("%s: %s %q is not a file of a mounted Secret", o, what, file)
+			return
+		}
+		base := path.Base(file)
+		if !secretHasKey(v.Secret.SecretName, base) {
+			t.Errorf("%s: %s %s: Secret %s has no key %s", o, what, file, v.Secret.SecretName, base)
+		}
+		mode := v.Secret.DefaultMode
+		for _, it := range v.Secret.Items {
+			if it.Path == base && it.Mode != nil {
+				mode = it.Mode
+			}
+		}
+		if mode == nil || *mode != 0o400 {
+			t.Errorf("%s: %s %s: file mode %v, want 0400 (256)", o, what, file, mode)
+		}
+	}
+	secretFile("AUTHFLOW_TLS_CERT", env["AUTHFLOW_TLS_CERT"])
+	secretFile("AUTHFLOW_TLS_KEY", env["AUTHFLOW_TLS_KEY"])
+	config := env["AUTHFLOW_CONFIG"]
+	v, ok := mounted(config)
+	if !ok || v.ConfigMap == nil {
+		t.Errorf("%s: AUTHFLOW_CONFIG %q is not a file of a mounted ConfigMap", o, config)
+		return
+	}
+	cmObj, ok := named("ConfigMap", v.ConfigMap.Name)
+	if !ok {
+		return // reported with the volumes
+	}
+	var cm configMap
+	cmObj.decode(t, &cm)
+	text := cm.Data[path.Base(config)]
+	if text == "" {
+		t.Errorf("%s: ConfigMap %s has no %s", o, v.ConfigMap.Name, path.Base(config))
+		return
+	}
+	refs := ingressFileRefs(text)
+	if len(refs) == 0 {
+		t.Errorf("%s: the ingress configuration names no file: its seeds must come from files", o)
+	}
+	for _, ref := range refs {
+		secretFile("configuration file:", ref)
+	}
+	if sc := pod.SecurityContext; sc == nil || sc.FSGroup == nil || sc.RunAsGroup == nil || *sc.FSGroup != *sc.RunAsGroup {
+		t.Errorf("%s: pod securityContext.fsGroup must equal runAsGroup, or the ingress cannot read its 0400 files", o)
+	}
+}
+
+// ingressFileRefs returns the paths of the file: references of an ingress configuration.
+func ingressFileRefs(config string) []string {
+	var out []string
+	for _, m := range regexp.MustCompile(`file:([^\s\]},"']+)`).FindAllStringSubmatch(config, -1) {
+		out = append(out, m[1])
+	}
+	return out
 }
 
 // sealKeySecret and sealKeyFile are where the worker's sealing seed lives on Kubernetes.
@@ -793,7 +948,11 @@ func effective[T any](ctr, pod *securityContext, field func(*securityContext) *T
 	return nil
 }
 
-func checkNetworkPolicy(t *testing.T, o k8sObject, np networkPolicy, selectsAPod func(map[string]string) bool, imds bool) {
+// checkNetworkPolicy checks the policy of one component's pods: the worker's accept metrics
+// scrapes only; the ingress's also HTTPS from anywhere, on its HTTPS port alone. Both reach
+// NATS, DNS and HTTPS on public addresses (Graph, or the results webhooks), and, for the
+// worker with managed identity, the metadata endpoint.
+func checkNetworkPolicy(t *testing.T, o k8sObject, np networkPolicy, selectsAPod func(map[string]string) bool, component string, imds bool) {
 	t.Helper()
 	if !selectsAPod(np.Spec.PodSelector.MatchLabels) {
 		t.Errorf("%s: podSelector %v selects no Deployment's pods", o, np.Spec.PodSelector.MatchLabels)
@@ -806,7 +965,11 @@ func checkNetworkPolicy(t *testing.T, o k8sObject, np networkPolicy, selectsAPod
 	}
 	for _, in := range np.Spec.Ingress {
 		if len(in.From) == 0 {
-			t.Errorf("%s: an ingress rule without `from` admits every source", o)
+			// The senders of webhooks call from anywhere, but only the ingress, on HTTPS.
+			if component != "ingress" || len(in.Ports) != 1 || fmt.Sprint(in.Ports[0].Port) != ingressHTTPSPort {
+				t.Errorf("%s: an ingress rule without `from` admits every source (only the ingress's HTTPS port %s may), ports %+v", o, ingressHTTPSPort, in.Ports)
+			}
+			continue
 		}
 		for _, f := range in.From {
 			if f.NamespaceSelector == nil || f.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "monitoring" || f.IPBlock != nil {
@@ -859,13 +1022,47 @@ func checkNetworkPolicy(t *testing.T, o k8sObject, np networkPolicy, selectsAPod
 // identity one carries the webhook's pod label and its ServiceAccount the client id, the
 // managed identity one may name a user-assigned identity (AZURE_CLIENT_ID).
 func checkCredentialVariants(t *testing.T, secretSet, wiSet, miSet k8sSet) {
+	// find returns the worker's object of a kind: its Deployment, the ServiceAccount that
+	// runs it, the first of any other kind.
 	find := func(set k8sSet, kind string) k8sObject {
 		t.Helper()
-		i := slices.IndexFunc(set.objs, func(o k8sObject) bool { return o.Kind == kind })
+		is := func(o k8sObject) bool { return o.Kind == kind }
+		switch kind {
+		case "Deployment":
+			is = func(o k8sObject) bool { return o.Kind == kind && o.Metadata.Labels[componentLabel] == "worker" }
+		case "ServiceAccount":
+			i := slices.IndexFunc(set.objs, func(o k8sObject) bool { return o.Kind == "Deployment" && o.Metadata.Labels[componentLabel] == "worker" })
+			if i >= 0 {
+				var d deployment
+				set.objs[i].decode(t, &d)
+				is = func(o k8sObject) bool { return o.Kind == kind && o.Metadata.Name == d.Spec.Template.Spec.ServiceAccountName }
+			}
+		}
+		i := slices.IndexFunc(set.objs, is)
 		if i < 0 {
-			t.Fatalf("%s: no %s", set.name, kind)
+			t.Fatalf("%s: no %s of the worker", set.name, kind)
 		}
 		return set.objs[i]
+	}
+	// The ingress holds no Graph credential: it is the same in every variant.
+	ingressObjs := func(set k8sSet) string {
+		var all []any
+		for _, o := range set.objs {
+			if o.Metadata.Labels["app.kubernetes.io/name"] == "authflow-ingress" {
+				var v any
+				o.decode(t, &v)
+				all = append(all, v)
+			}
+		}
+		if len(all) == 0 {
+			t.Errorf("%s: no ingress objects", set.name)
+		}
+		return mustJSON(t, all)
+	}
+	for _, set := range []k8sSet{wiSet, miSet} {
+		if ingressObjs(set) != ingressObjs(secretSet) {
+			t.Errorf("%s: the ingress's objects differ from %s's: only the worker's credential may vary", set.name, secretSet.name)
+		}
 	}
 	normal := func(set k8sSet) (k8sObject, string) {
 		t.Helper()

@@ -3,6 +3,7 @@ package deploy
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -12,6 +13,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,6 +25,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
+	"gopkg.in/yaml.v3"
 
 	"github.com/authflow/authflow/events"
 	"github.com/authflow/authflow/ingress"
@@ -226,5 +233,233 @@ sources:
 	}
 	if err := errors.Join(nc.LastError()); err != nil && errors.Is(err, nats.ErrPermissionViolation) {
 		t.Errorf("last error of the ingress connection: %v", err)
+	}
+}
+
+// ingressConfigMap returns the ingress.yaml of a ConfigMap manifest.
+func ingressConfigMap(t *testing.T, file string) string {
+	t.Helper()
+	for _, o := range k8sFileObjects(t, file) {
+		if o.Kind == "ConfigMap" {
+			var cm configMap
+			o.decode(t, &cm)
+			if text := cm.Data["ingress.yaml"]; text != "" {
+				return text
+			}
+		}
+	}
+	t.Fatalf("%s: no ConfigMap with ingress.yaml", file)
+	return ""
+}
+
+// exampleRoutes are the routes of ingress/testdata/examples.yaml (the tested examples of
+// docs/ingress.md): route name to sources and mapping.
+type exampleRoute struct {
+	Sources          []string          `yaml:"sources"`
+	OktaVerification bool              `yaml:"oktaVerification"`
+	Mapping          map[string]string `yaml:"mapping"`
+}
+
+func routesOf(t *testing.T, config string) map[string]exampleRoute {
+	t.Helper()
+	var c struct {
+		Routes map[string]exampleRoute `yaml:"routes"`
+	}
+	if err := yaml.Unmarshal([]byte(config), &c); err != nil {
+		t.Fatal(err)
+	}
+	return c.Routes
+}
+
+// TestKubernetesIngressConfig: the ingress configuration of k8s/base, the Secret of
+// examples/secrets.yaml and the worker's policy work together. As shipped (placeholder
+// hashes and seeds) the configuration does not load: the ingress fails closed. With real
+// values in the placeholders' places it loads, its routes are the tested example mappings
+// under this deployment's source names, and the example bodies posted to it, as the ingress
+// user of accounts.conf, are stored as events that the policy (keys: the ingress's, one per
+// source) accepts.
+func TestKubernetesIngressConfig(t *testing.T) {
+	config := ingressConfigMap(t, filepath.Join("k8s", "base", "ingress-configmap.yaml"))
+	var secretKeys map[string]string
+	for _, o := range k8sFileObjects(t, exampleSecrets) {
+		if o.Metadata.Name == "authflow-ingress" {
+			var s secret
+			o.decode(t, &s)
+			secretKeys = s.StringData
+		}
+	}
+	if len(secretKeys) == 0 {
+		t.Fatal("examples/secrets.yaml: no Secret authflow-ingress")
+	}
+	// Every file the configuration names is a key of the Secret, and every key is named.
+	const secretsDir = "/etc/authflow/ingress/secrets/"
+	named := map[string]bool{}
+	for _, ref := range ingressFileRefs(config) {
+		base, ok := strings.CutPrefix(ref, secretsDir)
+		if !ok || secretKeys[base] == "" {
+			t.Errorf("file:%s is not a key of the Secret authflow-ingress (mounted at %s)", ref, secretsDir)
+		}
+		named[base] = true
+	}
+	for k := range secretKeys {
+		if !named[k] {
+			t.Errorf("Secret authflow-ingress: key %s is named by no file: of the ingress configuration", k)
+		}
+	}
+
+	// load writes the Secret's files into a directory and parses the configuration with its
+	// paths there.
+	load := func(files map[string]string, text string) (*ingress.Config, error) {
+		dir := t.TempDir()
+		for name, v := range files {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(v), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return ingress.ParseConfig([]byte(strings.ReplaceAll(text, secretsDir, dir+"/")), ingress.LoadOptions{
+			LookupEnv: func(string) (string, bool) { return "", false }})
+	}
+	if _, err := load(secretKeys, config); err == nil {
+		t.Error("the shipped configuration with the placeholder Secret loads: the ingress must refuse to start until real values are set")
+	}
+
+	// Real values: a seed per source, the senders' secrets, the passwords' hashes.
+	passwords := map[string]string{"WORKDAY": "k8s-test-workday-password-0123456789", "SERVICENOW": "k8s-test-servicenow-password-0123456789"}
+	hashRE := regexp.MustCompile(`PLACEHOLDER-SHA256-OF-THE-([A-Z]+)-PASSWORD`)
+	if n := len(hashRE.FindAllString(config, -1)); n != len(passwords) {
+		t.Fatalf("%d placeholder password hashes, want %d", n, len(passwords))
+	}
+	real := hashRE.ReplaceAllStringFunc(config, func(m string) string {
+		sum := sha256.Sum256([]byte(passwords[hashRE.FindStringSubmatch(m)[1]]))
+		return hex.EncodeToString(sum[:])
+	})
+	files := map[string]string{}
+	pubs := map[string]string{} // by seed file
+	for k := range secretKeys {
+		switch {
+		case strings.HasSuffix(k, ".seed"):
+			kp, _ := nkeys.CreateUser()
+			seed, _ := kp.Seed()
+			pubs[k], _ = kp.PublicKey()
+			files[k] = string(seed) + "\n"
+		case strings.HasSuffix(k, "-results.secret"):
+			files[k] = "whsec_" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("r"), 32)) + "\n"
+		default:
+			files[k] = "k8s-test-shared-secret-0123456789\n"
+		}
+	}
+	cfg, err := load(files, real)
+	if err != nil {
+		t.Fatalf("the ingress configuration with real values: %v", err)
+	}
+
+	// The routes are the tested examples, under this deployment's source names.
+	examples, err := os.ReadFile(filepath.Join("..", "ingress", "testdata", "examples.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rename := map[string]string{"itsm/servicenow": "helpdesk/servicenow", "itsm/jira": "helpdesk/jira", "hr/workday": "hr/workday"}
+	want := routesOf(t, string(examples))
+	for name, r := range want {
+		for i, s := range r.Sources {
+			r.Sources[i] = rename[s]
+		}
+		want[name] = r
+	}
+	if got := routesOf(t, real); mustJSON(t, got) != mustJSON(t, want) {
+		t.Errorf("the routes of ingress-configmap.yaml differ from the tested examples (ingress/testdata/examples.yaml):\n%s\n%s", mustJSON(t, got), mustJSON(t, want))
+	}
+
+	// The worker's policy with the ingress's keys for the placeholders.
+	policyText := ""
+	for _, o := range k8sFileObjects(t, filepath.Join("k8s", "base", "configmap-policy.yaml")) {
+		var cm configMap
+		o.decode(t, &cm)
+		policyText = cm.Data["policy.yaml"]
+	}
+	for placeholder, seed := range map[string]string{
+		"PLACEHOLDER-HR-SIGNING-PUBLIC-KEY":       "hr-workday.seed",
+		"PLACEHOLDER-HELPDESK-SIGNING-PUBLIC-KEY": "helpdesk-servicenow.seed",
+		"PLACEHOLDER-JIRA-SIGNING-PUBLIC-KEY":     "helpdesk-jira.seed",
+	} {
+		if pubs[seed] == "" || !strings.Contains(policyText, placeholder) {
+			t.Fatalf("no %s in the policy, or no seed %s in the Secret", placeholder, seed)
+		}
+		policyText = strings.ReplaceAll(policyText, placeholder, pubs[seed])
+	}
+	policy, err := events.ParsePolicy([]byte(policyText))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The ingress, as the ingress user, takes the three example bodies.
+	s, pw := permServer(t)
+	admin, _ := connect(t, s, "admin", pw["admin"])
+	adminJS, _ := jetstream.New(admin)
+	nc, viol := connect(t, s, "ingress", pw["ingress"])
+	srv, err := ingress.New(ingress.Options{Config: cfg, NATS: nc, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	now := time.Now().UTC().Truncate(time.Second)
+	body := func(name, old, new string) []byte {
+		b, err := os.ReadFile(filepath.Join("..", "ingress", "testdata", name))
+		if err != nil || !bytes.Contains(b, []byte(old)) {
+			t.Fatalf("%s: %v, or no %q in it", name, err, old)
+		}
+		return bytes.Replace(b, []byte(old), []byte(new), 1)
+	}
+	basic := func(user, pw string) string {
+		return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pw))
+	}
+	jira := body("jira-issue.json", "1741083330123", strconv.FormatInt(now.UnixMilli(), 10))
+	mac := hmac.New(sha256.New, []byte(strings.TrimSpace(files["jira-webhook.secret"])))
+	mac.Write(jira)
+	posts := []struct {
+		route  string
+		body   []byte
+		header [2]string
+	}{
+		{"servicenow-mfa-reset", body("servicenow-incident.json", "2025-03-04 10:15:30", now.Format("2006-01-02 15:04:05")),
+			[2]string{"Authorization", basic("servicenow", passwords["SERVICENOW"])}},
+		{"jira-lost-device", jira, [2]string{"X-Hub-Signature", "sha256=" + hex.EncodeToString(mac.Sum(nil))}},
+		{"workday-termination", body("workday-termination.json", "2025-03-04T10:15:30Z", now.Format(time.RFC3339)),
+			[2]string{"Authorization", basic("workday", passwords["WORKDAY"])}},
+	}
+	for i, p := range posts {
+		req, _ := http.NewRequest(http.MethodPost, hs.URL+"/v1/hooks/"+p.route, bytes.NewReader(p.body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(p.header[0], p.header[1])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("%s: %d %s", p.route, resp.StatusCode, b)
+		}
+		st, err := adminJS.Stream(t.Context(), "AUTHFLOW_EVENTS")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := st.GetMsg(t.Context(), uint64(i+1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := events.Decoder{DefaultRegion: "US"}.Decode(m.Data)
+		if err != nil {
+			t.Fatalf("%s: stored event: %v", p.route, err)
+		}
+		if err := policy.CheckAuth(ev, m.Data, m.Header); err != nil {
+			t.Errorf("%s: the worker's policy refuses the stored %s event of %s: %v", p.route, ev.Type, ev.Source, err)
+		}
+	}
+	select {
+	case v := <-viol:
+		t.Errorf("permission violation: %v", v)
+	default:
 	}
 }
