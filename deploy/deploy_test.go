@@ -1035,7 +1035,9 @@ func checkCredentialVariants(t *testing.T, secretSet, wiSet, miSet k8sSet) {
 			if i >= 0 {
 				var d deployment
 				set.objs[i].decode(t, &d)
-				is = func(o k8sObject) bool { return o.Kind == kind && o.Metadata.Name == d.Spec.Template.Spec.ServiceAccountName }
+				is = func(o k8sObject) bool {
+					return o.Kind == kind && o.Metadata.Name == d.Spec.Template.Spec.ServiceAccountName
+				}
 			}
 		}
 		i := slices.IndexFunc(set.objs, is)
@@ -1357,7 +1359,7 @@ func TestCompose(t *testing.T) {
 	if !strings.HasPrefix(c.Version, "3.") && !strings.HasPrefix(c.Version, "2.") {
 		t.Errorf("version %q: docker-compose 1.x needs a 2.x or 3.x file format", c.Version)
 	}
-	want := []string{"nats-1", "nats-2", "nats-3", "emulator", "worker-1", "worker-2"}
+	want := []string{"nats-1", "nats-2", "nats-3", "emulator", "worker-1", "worker-2", "ingress"}
 	for _, name := range want {
 		if _, ok := c.Services[name]; !ok {
 			t.Errorf("no service %s", name)
@@ -1500,6 +1502,40 @@ func TestCompose(t *testing.T) {
 				if got := flagValues(args, "graph-url"); len(got) != 1 || !strings.HasPrefix(got[0], "http://emulator:8080/") {
 					t.Errorf("--graph-url %q, want the emulator service", got)
 				}
+			case name == "ingress":
+				if len(args) == 0 || args[0] != "ingress" {
+					t.Errorf("command %q, want `ingress ...`", args)
+				}
+				checkListenFlag(t, args, "listen", name)
+				checkListenFlag(t, args, "metrics-listen", name)
+				checkMountedFlag(t, args, "config", s.Volumes)
+				if got := flagValues(args, "nats-inbox-prefix"); !slices.Equal(got, []string{ingressInbox}) {
+					t.Errorf("--nats-inbox-prefix %q, want %s (nats/accounts.conf)", got, ingressInbox)
+				}
+				urls := flagValues(args, "nats-url")
+				if len(urls) != 1 || !slices.Equal(strings.Split(urls[0], ","), natsURLs) {
+					t.Errorf("--nats-url %q, want %s", urls, strings.Join(natsURLs, ","))
+				}
+				// Every seed the configuration names is mounted from secrets/ beside it.
+				configs := flagValues(args, "config")
+				if len(configs) != 1 {
+					break
+				}
+				text := ""
+				for _, v := range s.Volumes {
+					if src, target, _ := strings.Cut(strings.TrimSuffix(v.Value, ":ro"), ":"); target == configs[0] {
+						text = string(mustRead(t, src))
+					}
+				}
+				for _, ref := range ingressFileRefs(text) {
+					target := path.Join(path.Dir(configs[0]), ref)
+					if !slices.ContainsFunc(s.Volumes, func(n yaml.Node) bool {
+						src, tgt, _ := strings.Cut(strings.TrimSuffix(n.Value, ":ro"), ":")
+						return tgt == target && generated(src)
+					}) {
+						t.Errorf("the ingress configuration names file:%s, but no generated secret is mounted at %s", ref, target)
+					}
+				}
 			}
 		})
 	}
@@ -1597,12 +1633,15 @@ func TestMakefileCompose(t *testing.T) {
 	}
 }
 
-// devSealKey is the development sealing seed compose mounts into both workers.
-// build-images.sh makes it; secrets/.gitignore keeps it out of git.
+// devSealKey is the development sealing seed compose mounts into both workers, devIngressKeys
+// the ingress's development signing seeds, one per source. build-images.sh makes them;
+// secrets/.gitignore keeps them out of git.
 const devSealKey = "./secrets/seal.seed"
 
+var devIngressKeys = []string{"./secrets/ingress-hr-workday.seed", "./secrets/ingress-helpdesk-servicenow.seed", "./secrets/ingress-helpdesk-jira.seed"}
+
 // generated reports whether a bind-mount source is one that build-images.sh makes.
-func generated(src string) bool { return src == devSealKey }
+func generated(src string) bool { return src == devSealKey || slices.Contains(devIngressKeys, src) }
 
 func TestDevSealKeyIsGenerated(t *testing.T) {
 	script, err := os.ReadFile("build-images.sh")
@@ -1610,8 +1649,19 @@ func TestDevSealKeyIsGenerated(t *testing.T) {
 		t.Fatal(err)
 	}
 	rel := strings.TrimPrefix(devSealKey, "./")
-	if !strings.Contains(string(script), `$deploy_dir/`+rel) || !strings.Contains(string(script), "keys new-sealing") {
+	if !strings.Contains(string(script), `make_key "$deploy_dir/`+rel+`" new-sealing`) {
 		t.Errorf("build-images.sh does not make %s with authflow keys new-sealing", rel)
+	}
+	// The ingress's keys: make_key ".../ingress-$source.seed" new-signing for each source.
+	loop := regexp.MustCompile(`for source in ([a-z -]+); do\s+make_key "\$deploy_dir/secrets/ingress-\$source\.seed" new-signing`).FindStringSubmatch(string(script))
+	var made []string
+	if loop != nil {
+		for _, src := range strings.Fields(loop[1]) {
+			made = append(made, "./secrets/ingress-"+src+".seed")
+		}
+	}
+	if !slices.Equal(made, devIngressKeys) {
+		t.Errorf("build-images.sh makes the ingress keys %q with authflow keys new-signing, want %q", made, devIngressKeys)
 	}
 	ignore, err := os.ReadFile(filepath.Join("secrets", ".gitignore"))
 	if err != nil {

@@ -392,7 +392,32 @@ func TestKubernetesIngressConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The ingress, as the ingress user, takes the three example bodies.
+	basic := func(user, pw string) string {
+		return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pw))
+	}
+	jiraSecret := strings.TrimSpace(files["jira-webhook.secret"])
+	postExampleHooks(t, cfg, policy, map[string]func([]byte) [2]string{
+		"servicenow-mfa-reset": func([]byte) [2]string {
+			return [2]string{"Authorization", basic("servicenow", passwords["SERVICENOW"])}
+		},
+		"jira-lost-device":    func(b []byte) [2]string { return [2]string{"X-Hub-Signature", hubSignature(jiraSecret, b)} },
+		"workday-termination": func([]byte) [2]string { return [2]string{"Authorization", basic("workday", passwords["WORKDAY"])} },
+	})
+}
+
+// hubSignature is Jira's X-Hub-Signature of body.
+func hubSignature(secret string, body []byte) string {
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(body)
+	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+// postExampleHooks runs an ingress with cfg as the ingress user of accounts.conf, posts the
+// example bodies of ingress/testdata (times moved to now) to their routes with the
+// credentials auth gives, and requires each stored event to pass the worker's policy
+// (source, signature, type, verification).
+func postExampleHooks(t *testing.T, cfg *ingress.Config, policy *events.Policy, auth map[string]func(body []byte) [2]string) {
+	t.Helper()
 	s, pw := permServer(t)
 	admin, _ := connect(t, s, "admin", pw["admin"])
 	adminJS, _ := jetstream.New(admin)
@@ -411,27 +436,22 @@ func TestKubernetesIngressConfig(t *testing.T) {
 		}
 		return bytes.Replace(b, []byte(old), []byte(new), 1)
 	}
-	basic := func(user, pw string) string {
-		return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pw))
-	}
-	jira := body("jira-issue.json", "1741083330123", strconv.FormatInt(now.UnixMilli(), 10))
-	mac := hmac.New(sha256.New, []byte(strings.TrimSpace(files["jira-webhook.secret"])))
-	mac.Write(jira)
 	posts := []struct {
-		route  string
-		body   []byte
-		header [2]string
+		route string
+		body  []byte
 	}{
-		{"servicenow-mfa-reset", body("servicenow-incident.json", "2025-03-04 10:15:30", now.Format("2006-01-02 15:04:05")),
-			[2]string{"Authorization", basic("servicenow", passwords["SERVICENOW"])}},
-		{"jira-lost-device", jira, [2]string{"X-Hub-Signature", "sha256=" + hex.EncodeToString(mac.Sum(nil))}},
-		{"workday-termination", body("workday-termination.json", "2025-03-04T10:15:30Z", now.Format(time.RFC3339)),
-			[2]string{"Authorization", basic("workday", passwords["WORKDAY"])}},
+		{"servicenow-mfa-reset", body("servicenow-incident.json", "2025-03-04 10:15:30", now.Format("2006-01-02 15:04:05"))},
+		{"jira-lost-device", body("jira-issue.json", "1741083330123", strconv.FormatInt(now.UnixMilli(), 10))},
+		{"workday-termination", body("workday-termination.json", "2025-03-04T10:15:30Z", now.Format(time.RFC3339))},
+	}
+	if len(auth) != len(posts) {
+		t.Fatalf("credentials for %d routes, want %d", len(auth), len(posts))
 	}
 	for i, p := range posts {
 		req, _ := http.NewRequest(http.MethodPost, hs.URL+"/v1/hooks/"+p.route, bytes.NewReader(p.body))
 		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set(p.header[0], p.header[1])
+		h := auth[p.route](p.body)
+		req.Header.Set(h[0], h[1])
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -462,4 +482,61 @@ func TestKubernetesIngressConfig(t *testing.T) {
 		t.Errorf("permission violation: %v", v)
 	default:
 	}
+}
+
+// TestComposeIngressConfig: the compose ingress's configuration loads with the seeds
+// build-images.sh makes, its routes are the tested examples under the dev policy's source
+// names, and the example bodies sent with its documented development credentials are stored
+// as events the dev policy accepts.
+func TestComposeIngressConfig(t *testing.T) {
+	const file = "ingress/dev-ingress.yaml"
+	text := string(mustRead(t, file))
+	dir := t.TempDir()
+	for _, ref := range ingressFileRefs(text) {
+		if filepath.IsAbs(ref) || strings.Contains(ref, "/") {
+			t.Fatalf("file:%s: the compose ingress's seeds sit beside its configuration", ref)
+		}
+		kp, _ := nkeys.CreateUser()
+		seed, _ := kp.Seed()
+		if err := os.WriteFile(filepath.Join(dir, ref), append(seed, '\n'), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := ingress.ParseConfig([]byte(text), ingress.LoadOptions{Dir: dir, LookupEnv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	examples := string(mustRead(t, filepath.Join("..", "ingress", "testdata", "examples.yaml")))
+	rename := map[string]string{"itsm/servicenow": "helpdesk/servicenow", "itsm/jira": "helpdesk/jira", "hr/workday": "hr/workday"}
+	want := routesOf(t, examples)
+	for _, r := range want {
+		for i, s := range r.Sources {
+			r.Sources[i] = rename[s]
+		}
+	}
+	if got := routesOf(t, text); mustJSON(t, got) != mustJSON(t, want) {
+		t.Errorf("the routes of %s differ from the tested examples:\n%s\n%s", file, mustJSON(t, got), mustJSON(t, want))
+	}
+	policy, err := events.LoadPolicy(filepath.Join("policy", "dev-policy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The credentials the file's header (and compose.yaml's) documents.
+	basic := func(user, pw string) func([]byte) [2]string {
+		return func([]byte) [2]string {
+			return [2]string{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pw))}
+		}
+	}
+	for _, doc := range []string{"workday / dev-workday-password", "servicenow / dev-servicenow-password", "dev-jira-webhook-secret"} {
+		if !strings.Contains(text, doc) {
+			t.Errorf("%s does not document %q", file, doc)
+		}
+	}
+	postExampleHooks(t, cfg, policy, map[string]func([]byte) [2]string{
+		"servicenow-mfa-reset": basic("servicenow", "dev-servicenow-password"),
+		"jira-lost-device": func(b []byte) [2]string {
+			return [2]string{"X-Hub-Signature", hubSignature("dev-jira-webhook-secret", b)}
+		},
+		"workday-termination": basic("workday", "dev-workday-password"),
+	})
 }
