@@ -29,6 +29,8 @@ type Policy struct {
 	// interactivePrefixes: sources whose name starts with one of these are
 	// interactive unless their entry says otherwise (DevPolicy's helpdesk/).
 	interactivePrefixes []string
+	notify              notifyPolicy // policy_safety.go
+	limits              []LimitRule  // policy_safety.go
 }
 
 // Priority classes of sources (policy sources.<name>.priority).
@@ -204,7 +206,7 @@ func parsePolicy(b []byte) (*Policy, *PolicyError) {
 		return nil, err
 	}
 	var sawVersion, sawSources bool
-	var allowNode *yaml.Node
+	var allowNode, notifyNode, limitsNode *yaml.Node // checked once sources are known
 	for _, m := range members {
 		switch m.key {
 		case "version":
@@ -237,8 +239,12 @@ func parsePolicy(b []byte) (*Policy, *PolicyError) {
 			if allowNode, err = p.parseProtected(m.val); err != nil {
 				return nil, err
 			}
+		case "notify":
+			notifyNode = m.val
+		case "limits":
+			limitsNode = m.val
 		default:
-			return nil, nodeError(m.keyNode, m.key, "unknown setting (known: version, maxAge, maxFutureSkew, tap, sources, protectedUsers)")
+			return nil, nodeError(m.keyNode, m.key, "unknown setting (known: version, maxAge, maxFutureSkew, tap, sources, protectedUsers, notify, limits)")
 		}
 	}
 	if !sawVersion {
@@ -249,6 +255,16 @@ func parsePolicy(b []byte) (*Policy, *PolicyError) {
 	}
 	if allowNode != nil {
 		if err := p.parseAllow(allowNode); err != nil {
+			return nil, err
+		}
+	}
+	if notifyNode != nil {
+		if err := p.parseNotify(notifyNode); err != nil {
+			return nil, err
+		}
+	}
+	if limitsNode != nil {
+		if err := p.parseLimits(limitsNode); err != nil {
 			return nil, err
 		}
 	}

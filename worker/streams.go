@@ -92,6 +92,9 @@ type Topology struct {
 	ResultsDuplicates time.Duration
 	AckWait           time.Duration
 	MaxMsgBytes       int32
+	// PartitionInflight is each partition consumer's MaxAckPending
+	// (Config.PartitionInflight); 0 means 1.
+	PartitionInflight int
 }
 
 // EnsureTopology creates or updates the streams, the ledger bucket and one
@@ -179,20 +182,27 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, t Topology) (je
 			return nil, fmt.Errorf("ensure ledger bucket: %w", err)
 		}
 	}
-	lane := jetstream.ConsumerConfig{
-		Durable:     interactiveConsumer,
-		Description: "authflow interactive lane, shared by every replica",
-		AckPolicy:   jetstream.AckExplicitPolicy,
-		AckWait:     t.AckWait,
+	lanes := []jetstream.ConsumerConfig{{
+		Durable:       interactiveConsumer,
+		Description:   "authflow interactive lane, shared by every replica",
+		FilterSubject: PrioritySubjectPrefix + "*",
+	}, {
+		Durable:       fairConsumer,
+		Description:   "authflow fair lane: bulk sources with a small share of the backlog, shared by every replica",
+		FilterSubject: FairSubjectPrefix + "*",
+	}}
+	for _, lane := range lanes {
+		lane.AckPolicy = jetstream.AckExplicitPolicy
+		lane.AckWait = t.AckWait
 		// Many at once: order within a key is kept by the worker (earlier
 		// events of the key first) and the ledger leases, not by the consumer.
-		MaxAckPending: 1000,
-		MaxDeliver:    -1,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	}
-	if c, err := js.Consumer(ctx, PriorityStream, lane.Durable); err != nil || !sameConsumer(c.CachedInfo().Config, lane) {
-		if _, err := js.CreateOrUpdateConsumer(ctx, PriorityStream, lane); err != nil {
-			return nil, fmt.Errorf("ensure consumer %s: %w", lane.Durable, err)
+		lane.MaxAckPending = 1000
+		lane.MaxDeliver = -1
+		lane.DeliverPolicy = jetstream.DeliverAllPolicy
+		if c, err := js.Consumer(ctx, PriorityStream, lane.Durable); err != nil || !sameConsumer(c.CachedInfo().Config, lane) {
+			if _, err := js.CreateOrUpdateConsumer(ctx, PriorityStream, lane); err != nil {
+				return nil, fmt.Errorf("ensure consumer %s: %w", lane.Durable, err)
+			}
 		}
 	}
 	for p := 0; p < t.Partitions; p++ {
@@ -202,10 +212,11 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, t Topology) (je
 			FilterSubject: partitionSubject(p),
 			AckPolicy:     jetstream.AckExplicitPolicy,
 			AckWait:       t.AckWait,
-			// One unacked event per partition: the server cannot hand the
-			// next event of a user out before the previous one is acked,
-			// and serves redeliveries first, so order survives crashes.
-			MaxAckPending: 1,
+			// With 1, the server cannot hand the next event of a user out
+			// before the previous one is acked, and serves redeliveries
+			// first, so order survives crashes. Above 1 the worker keeps
+			// each key's order itself from the ledger (order.go).
+			MaxAckPending: max(1, t.PartitionInflight),
 			// Unlimited: the worker itself dead-letters an event once its
 			// attempts are used up (before decoding it), so a server-side
 			// limit could only strand an event without a result.

@@ -83,6 +83,10 @@ func (e *Emulator) handle(c *call) reply {
 		return e.getUser(c, u)
 	case opMemberOf:
 		return e.memberOf(c, u)
+	case opManager:
+		return e.manager(c, u) // mail.go
+	case opSendMail:
+		return e.sendMail(c, u)
 	case opRevoke:
 		u.sessionsRevoked++
 		o := startObj(nil)

@@ -239,6 +239,10 @@ func parseRoute(escaped string) route {
 	case len(segs) == 3 && strings.EqualFold(segs[2], "revokeSignInSessions"):
 		rt.op, rt.tmpl, rt.allow = opRevoke, routeRevoke, "POST"
 		return rt
+	case len(segs) == 3:
+		if mrt, ok := mailRoute(rt, segs[2]); ok { // mail.go
+			return mrt
+		}
 	case !strings.EqualFold(segs[2], "authentication"):
 		return unknown(2)
 	}
