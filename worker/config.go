@@ -136,7 +136,10 @@ const (
 	HookAfterGraphWrite    = "after_graph_write"
 	HookAfterLedgerWrite   = "after_ledger_write"
 	HookAfterResultPublish = "after_result_publish"
-	HookBeforeAck          = "before_ack"
+	// HookAfterNotificationPublish: the user's notification is published,
+	// the event not yet acked.
+	HookAfterNotificationPublish = "after_notification_publish"
+	HookBeforeAck                = "before_ack"
 )
 
 // DefaultPartitionInflight is PartitionInflight's default: twice the

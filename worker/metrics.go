@@ -32,6 +32,8 @@ type Metrics struct {
 	dlq           *prometheus.CounterVec // reason
 	lastProcessed prometheus.Gauge
 	orderWaits    prometheus.Counter
+	// reg is where the metrics of the worker's parts (rate limits) go too.
+	reg prometheus.Registerer
 	// graphLimit reads the Graph throttle's concurrency limit, once the
 	// worker knows its client (SetGraphLimit).
 	graphLimit atomic.Pointer[func() int]
@@ -40,6 +42,7 @@ type Metrics struct {
 // NewMetrics creates the metrics and registers them on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := newMetrics(reg)
+	m.reg = reg
 	// Export every series at zero so that dashboards and alerts (rates,
 	// increases) see the first occurrence after a start.
 	for _, reason := range []string{"graph", "redelivery"} {

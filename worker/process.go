@@ -239,6 +239,19 @@ func (d *delivery) process(ctx context.Context) string {
 		return d.settle(ctx, events.StatusRejected, &user, nil, infoOf(err))
 	}
 
+	if w.limiter != nil {
+		checks := w.cfg.Policy.LimitChecks(ev, target, provenance(ev, d.msg.Headers(), d.authed).Signer)
+		if len(checks) > 0 {
+			dec, err := w.limiter.Take(actx, ev.Key(), checks)
+			if err != nil {
+				return d.retryLater(err)
+			}
+			if !dec.Allowed {
+				return d.settle(ctx, events.StatusRejected, &user, nil, infoOf(dec.Err()))
+			}
+		}
+	}
+
 	r := &run{x: w.x, user: user, dry: ev.DryRun, ck: d, h: bothFences{d.h, uh}}
 	ops, err := r.execute(actx, plan)
 	if err != nil {

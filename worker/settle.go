@@ -66,6 +66,12 @@ func (d *delivery) settle(ctx context.Context, status events.Status, user *graph
 	if err := w.crashPoint(HookAfterResultPublish); err != nil {
 		return outcomeAbandoned
 	}
+	if err := d.notifyUser(ctx, res); err != nil {
+		if errors.Is(err, errCrash) {
+			return outcomeAbandoned
+		}
+		return d.retryLater(err)
+	}
 	if status == events.StatusFailed && info != nil && deadLettered(info.Code) {
 		if err := d.deadLetter(ctx, string(info.Code), info.Message); err != nil {
 			return d.retryLater(err)
@@ -141,6 +147,15 @@ func (d *delivery) republish(ctx context.Context) string {
 	}
 	if err := d.publishResult(ctx, d.rec.ResultSubject, d.rec.ResultMsgID, d.rec.Result, status, ref); err != nil {
 		return d.retryLater(err)
+	}
+	if r, err := events.DecodeResult(d.rec.Result); err == nil {
+		// A crash may have come between the result and its notification.
+		if err := d.notifyUser(ctx, r); err != nil {
+			if errors.Is(err, errCrash) {
+				return outcomeAbandoned
+			}
+			return d.retryLater(err)
+		}
 	}
 	d.ack(ctx)
 	return outcomeDuplicate

@@ -23,8 +23,9 @@ import (
 
 // workerFlags is the configuration of `authflow worker`.
 type workerFlags struct {
-	nats  natsFlags
-	graph graphFlags
+	nats   natsFlags
+	graph  graphFlags
+	notify notifyFlags
 
 	policy          string
 	partitions      int
@@ -50,6 +51,7 @@ func (f *workerFlags) register(fsName string, stderr io.Writer) *flag.FlagSet {
 	fs := newFlagSet(fsName, stderr)
 	f.nats.register(fs)
 	f.graph.register(fs)
+	f.notify.register(fs)
 	fs.StringVar(&f.policy, "policy", "", "policy `FILE` (YAML): sources, types, signatures, protected users; required")
 	fs.IntVar(&f.partitions, "partitions", worker.DefaultPartitions, "partitions of the events stream (one consumer each; the server allows 1000 per stream); change only on a drained stream")
 	fs.IntVar(&f.concurrency, "concurrency", worker.DefaultConcurrency, "events processed at once by this process")
@@ -78,6 +80,9 @@ func (f *workerFlags) validate() error {
 		return err
 	}
 	if err := f.graph.validate(); err != nil {
+		return err
+	}
+	if err := f.notify.validate(); err != nil {
 		return err
 	}
 	switch {
@@ -291,7 +296,12 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		"metrics", "http://"+ln.Addr().String()+"/metrics", "partitions", f.partitions,
 		"concurrency", f.concurrency, "partition_inflight", f.inflight, "replicas", f.replicas, "seal_key", w.SealPublicKey())
 
+	waitNotify, err := f.notify.start(ctx, nc, graph, f.replicas, reg, log.With("component", "notify"))
+	if err != nil {
+		return err
+	}
 	runErr := w.Run(ctx)
+	waitNotify()
 
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
