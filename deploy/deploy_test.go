@@ -2054,7 +2054,7 @@ func TestNATSAccountsConfig(t *testing.T) {
 	// The ingress publishes events like HR and helpdesk; of what the worker acts on, nothing
 	// else. A forged result would go out to the senders' results webhooks, signed.
 	in := users["ingress"]
-	for _, subj := range []string{"authflow.results.>", "authflow.priority.>", "$KV.>", "$JS.API.STREAM.CREATE.>",
+	for _, subj := range []string{"authflow.results.>", "authflow.priority.>", "authflow.notifications.>", "$KV.>", "$JS.API.STREAM.CREATE.>",
 		"$JS.API.STREAM.UPDATE.>", "$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.MSG.DELETE.>",
 		"$JS.API.CONSUMER.DELETE.>", "$JS.API.CONSUMER.CREATE.AUTHFLOW_EVENTS.>"} {
 		if !slices.Contains(in.PubDeny, subj) {
@@ -2710,6 +2710,7 @@ func TestNATSPermissions(t *testing.T) {
 		}
 		denied(t, viol, "publish a result", "authflow.results.adele", publish("authflow.results.adele"))
 		denied(t, viol, "publish an interactive pointer", "authflow.priority.k", publish("authflow.priority.k"))
+		denied(t, viol, "publish a notification", "authflow.notifications.k", publish("authflow.notifications.k"))
 		denied(t, viol, "publish a partitioned subject", "authflow.events.0.adele", publish("authflow.events.0.adele"))
 		denied(t, viol, "write the ledger", "$KV.AUTHFLOW_LEDGER.evt.x", publish("$KV.AUTHFLOW_LEDGER.evt.x"))
 		denied(t, viol, "read the ledger", "$JS.API.STREAM.INFO.KV_AUTHFLOW_LEDGER", func(ctx context.Context) error {
