@@ -208,6 +208,7 @@ func TestKustomize(t *testing.T) {
 				namespace:  true,
 				monitoring: monitoring,
 				imds:       overlay == "managed-identity",
+				ingress:    true,
 			}
 			t.Run(strings.TrimPrefix(dir, "/"), func(t *testing.T) {
 				if _, err := decodeTyped(dir, out); err != nil {
