@@ -18,8 +18,14 @@ import (
 // runScheduled is `authflow scheduled list`: the future-dated events
 // waiting in JetStream's scheduler (docs/events.md, "Future-dated events").
 func runScheduled(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	const usage = "usage: authflow scheduled list [--nats-url URL] [--json]"
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		fmt.Fprintln(stdout, usage)
+		fmt.Fprintln(stdout, "  list  the future-dated events waiting for their effectiveAt (authflow scheduled list --help: its flags)")
+		return nil
+	}
 	if len(args) == 0 || args[0] != "list" {
-		return usagef("usage: authflow scheduled list [--nats-url URL] [--json]")
+		return usagef("%s", usage)
 	}
 	var nf natsFlags
 	fs := newFlagSet("scheduled list", stderr)
