@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/authflow/authflow/events"
 	"github.com/authflow/authflow/graphclient"
@@ -123,6 +124,10 @@ type Config struct {
 	// Metrics receives the worker's metrics. Defaults to NewMetrics on a
 	// private registry.
 	Metrics *Metrics
+	// TracerProvider, if set, records a span per delivery and its steps
+	// (trace.go); give graphclient.Config the same one for the Graph
+	// requests. Defaults to none: tracing off, at no cost.
+	TracerProvider trace.TracerProvider
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
 	// Hook, when set, is called at the crash points named Hook*; an error

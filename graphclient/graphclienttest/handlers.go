@@ -61,6 +61,8 @@ func (e *Emulator) handle(c *call) reply {
 	switch rt.op {
 	case opUsers:
 		return e.listUsers(c)
+	case opRegistrationDetails, opRegistrationDetail:
+		return e.registrationDetails(c) // reports.go
 	case opMethodsCount, opCount:
 		return errReply(http.StatusBadRequest, "badRequest", "$count is not supported on authentication method collections.")
 	case opResetPassword:

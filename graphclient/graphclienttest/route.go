@@ -218,6 +218,9 @@ func parseRoute(escaped string) route {
 	if strings.EqualFold(segs[0], "me") {
 		return route{op: opMe, tmpl: routeMe, allow: "GET, POST, PATCH, DELETE"}
 	}
+	if strings.EqualFold(segs[0], "reports") {
+		return parseReportsRoute(segs) // reports.go
+	}
 	if !strings.EqualFold(segs[0], "users") {
 		return unknown(0)
 	}
