@@ -28,13 +28,13 @@ func runResults(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	source := &checkedValue{check: checkMatchValue}
 	status := &checkedValue{check: func(v string) error {
 		if !events.Status(v).Valid() {
-			return errors.New("must be succeeded, failed or rejected")
+			return fmt.Errorf("must be %s", strings.Join(resultStatuses, ", "))
 		}
 		return nil
 	}}
-	fs.Var(id, "id", "only the results of the event with this `ID`: its CloudEvents id (data.event.id), or the result's id (the event key, which also finds its re-drives and rejections)")
+	fs.Var(id, "id", "only the results of the event with this `ID`: its CloudEvents id (data.event.id), or the result's id (the event key, which also finds its interim, re-driven and rejected results)")
 	fs.Var(source, "source", "only the results of events from this `SOURCE` (data.event.source, exactly)")
-	fs.Var(status, "status", "only the results with this `STATUS`: succeeded, failed or rejected")
+	fs.Var(status, "status", "only the results with this `STATUS`: "+strings.Join(resultStatuses, ", "))
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -97,6 +97,10 @@ func runResults(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		p.print(res)
 	})
 }
+
+// resultStatuses are the statuses --status names; events.Status.Valid
+// decides.
+var resultStatuses = []string{string(events.StatusSucceeded), string(events.StatusFailed), string(events.StatusRejected), string(events.StatusScheduled)}
 
 // resultFilter selects results; every field that is set must match.
 type resultFilter struct {
