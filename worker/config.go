@@ -19,8 +19,10 @@ import (
 const (
 	DefaultPartitions = 64
 	// MaxPartitions is nats-server's default limit of consumers per stream.
-	MaxPartitions          = 1000
-	DefaultConcurrency     = 32
+	MaxPartitions      = 1000
+	DefaultConcurrency = 32
+	// MaxPartitionInflight bounds PartitionInflight.
+	MaxPartitionInflight   = 1000
 	DefaultReplicas        = 1
 	DefaultLedgerTTL       = 7 * 24 * time.Hour
 	DefaultAckWait         = 30 * time.Second
@@ -74,6 +76,12 @@ type Config struct {
 	Partitions int
 	// Concurrency bounds the events processed at once. Defaults to 32.
 	Concurrency int
+	// PartitionInflight is how many events of one partition may be in
+	// flight at once (its consumer's MaxAckPending), so parallelism is set
+	// by Concurrency rather than by the number of partitions. Above 1, the
+	// worker itself keeps each key's events in stream order (order.go).
+	// Defaults to max(1, ceil(2 × Concurrency / Partitions)).
+	PartitionInflight int
 	// Replicas of the streams and the ledger. Defaults to 1 (R3 in production).
 	Replicas int
 	// LedgerTTL is how long the ledger remembers an event. Defaults to 7 days.
@@ -131,9 +139,20 @@ const (
 	HookBeforeAck          = "before_ack"
 )
 
+// DefaultPartitionInflight is PartitionInflight's default: twice the
+// partitions' fair share of concurrency (keys hash unevenly, and an event
+// waiting for an earlier one of its key holds a place), at least 1.
+func DefaultPartitionInflight(concurrency, partitions int) int {
+	if partitions < 1 {
+		return 1
+	}
+	return max(1, (2*concurrency+partitions-1)/partitions)
+}
+
 func (c Config) withDefaults() Config {
 	c.Partitions = cmp.Or(c.Partitions, DefaultPartitions)
 	c.Concurrency = cmp.Or(c.Concurrency, DefaultConcurrency)
+	c.PartitionInflight = cmp.Or(c.PartitionInflight, DefaultPartitionInflight(c.Concurrency, c.Partitions))
 	c.Replicas = cmp.Or(c.Replicas, DefaultReplicas)
 	c.LedgerTTL = cmp.Or(c.LedgerTTL, DefaultLedgerTTL)
 	c.AckWait = cmp.Or(c.AckWait, DefaultAckWait)
@@ -198,6 +217,7 @@ func (c Config) validateSettings() error {
 	}
 	intRange("Partitions", c.Partitions, 1, MaxPartitions)
 	intRange("Concurrency", c.Concurrency, 1, 10000)
+	intRange("PartitionInflight", c.PartitionInflight, 1, MaxPartitionInflight)
 	intRange("Replicas", c.Replicas, 1, 5)
 	intRange("MaxAttempts", c.MaxAttempts, 1, 100)
 	durRange("LedgerTTL", c.LedgerTTL, MinLedgerTTL, 365*24*time.Hour)

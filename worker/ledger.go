@@ -40,6 +40,10 @@ type record struct {
 	// LeaseUntil is when the current attempt's claim lapses unless renewed
 	// (the owner's clock). See lease.go for the fencing rules.
 	LeaseUntil time.Time `json:"leaseUntil,omitzero"`
+	// NotBefore is when an attempt that handed the event back for a later
+	// retry asked to be tried again: a later event of the same key that
+	// finds it unfinished waits until then rather than run it early.
+	NotBefore time.Time `json:"notBefore,omitzero"`
 	// Received is when a worker first received the event; Started when the
 	// first attempt claimed it.
 	Received time.Time `json:"received,omitzero"`

@@ -31,6 +31,7 @@ type Metrics struct {
 	ackPending    prometheus.Gauge
 	dlq           *prometheus.CounterVec // reason
 	lastProcessed prometheus.Gauge
+	orderWaits    prometheus.Counter
 	// graphLimit reads the Graph throttle's concurrency limit, once the
 	// worker knows its client (SetGraphLimit).
 	graphLimit atomic.Pointer[func() int]
@@ -107,6 +108,10 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "authflow_events_total",
 			Help: "Events ended, by type and outcome (succeeded, failed, rejected): one per event; type \"invalid\" for undecodable messages.",
 		}, []string{"type", "outcome"}),
+		orderWaits: f.NewCounter(prometheus.CounterOpts{
+			Name: "authflow_order_waits_total",
+			Help: "Times an event waited for an earlier, unfinished event of its key (several events of a partition in flight).",
+		}),
 		deliveries: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "authflow_deliveries_total",
 			Help: "Deliveries that did not end an event, by outcome: duplicate (result republished), retry (handed back with a delay), busy (another attempt holds the event), abandoned (stopped without ack).",

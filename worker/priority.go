@@ -203,7 +203,7 @@ func (w *Worker) interactive(ctx context.Context, ptr jetstream.Msg) {
 		_ = ptr.Term()
 		return
 	}
-	stream, err := w.js.Stream(ctx, EventsStream)
+	stream, err := w.eventsStream(ctx)
 	if err != nil {
 		_ = ptr.NakWithDelay(time.Second)
 		return
@@ -218,31 +218,17 @@ func (w *Worker) interactive(ctx context.Context, ptr jetstream.Msg) {
 		_ = ptr.NakWithDelay(time.Second)
 		return
 	}
-	var floor uint64
-	if p, ok := partitionOfStored(ev.Subject); ok {
-		if floor, err = w.partitionFloor(ctx, p); err != nil {
-			_ = ptr.NakWithDelay(time.Second)
-			return
+	// Priority inheritance: the key's earlier events first, in order, in
+	// this lane's slot (not behind the bulk work).
+	err = w.inOrder(ctx, ev.Subject, seq, false, func(ctx context.Context, m *jetstream.RawStreamMsg) string {
+		return w.handle(ctx, &storedMsg{m: m})
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.Warn("interactive: earlier events of the key (NATS)", "seq", seq, "err", err)
 		}
-	}
-	// Priority inheritance: the key's earlier events first, in order.
-	for from := floor + 1; from < seq; {
-		m, err := w.getStored(ctx, stream, from, ev.Subject)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			break
-		}
-		if err != nil {
-			_ = ptr.NakWithDelay(time.Second)
-			return
-		}
-		if m.Sequence >= seq {
-			break
-		}
-		if !w.applyStored(ctx, m) {
-			_ = ptr.NakWithDelay(w.cfg.RedeliveryDelay)
-			return
-		}
-		from = m.Sequence + 1
+		_ = ptr.NakWithDelay(time.Second)
+		return
 	}
 	if !w.applyStored(ctx, ev) {
 		_ = ptr.NakWithDelay(w.cfg.RedeliveryDelay)

@@ -48,7 +48,8 @@ func TestInteractiveBypassesBacklog(t *testing.T) {
 	if err := e.graph.SetFaults(graphclienttest.Faults{LatencyMs: 40}); err != nil {
 		t.Fatal(err)
 	}
-	e.startWorker(func(c *worker.Config) { c.Partitions = 1 })
+	// One event of the partition at a time: a FIFO backlog to bypass.
+	e.startWorker(func(c *worker.Config) { c.Partitions = 1; c.PartitionInflight = 1 })
 	const bulk = 30
 	var bulkIDs []string
 	for i := range bulk {
@@ -88,8 +89,8 @@ func TestInteractiveInheritsOrder(t *testing.T) {
 	if err := e.graph.SetFaults(graphclienttest.Faults{LatencyMs: 40}); err != nil {
 		t.Fatal(err)
 	}
-	e.startWorker(func(c *worker.Config) { c.Partitions = 1 })
-	e.startWorker(func(c *worker.Config) { c.Partitions = 1; c.Instance = "w2" })
+	e.startWorker(func(c *worker.Config) { c.Partitions = 1; c.PartitionInflight = 1 })
+	e.startWorker(func(c *worker.Config) { c.Partitions = 1; c.PartitionInflight = 1; c.Instance = "w2" })
 	const filler = 20
 	for i := range filler {
 		id, upn := uid(1200+i), fmt.Sprintf("fill%d@contoso.example", i)

@@ -68,6 +68,8 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) string {
 		return outcomeRetry
 	}
 	d.md = md
+	// Whatever the outcome, an event waiting for this one looks again.
+	defer w.turns.done(md.Sequence.Stream)
 	outcome := d.protected(ctx, d.process)
 	typ := "invalid"
 	if d.ev != nil {
@@ -337,6 +339,7 @@ func (d *delivery) claim(ctx context.Context, run bool) error {
 	}
 	next.Owner, next.Token, next.Write = w.cfg.Instance, newUUID(), 1
 	next.LeaseUntil = now.Add(w.cfg.AckWait)
+	next.NotBefore = time.Time{}
 	if next.Received.IsZero() {
 		next.Received = d.received
 	}
@@ -401,13 +404,15 @@ func (d *delivery) done(ctx context.Context, i int, res []events.OpResult) error
 // retryLater hands the event back to JetStream with a growing delay. The
 // partition waits meanwhile: that is the price of per-user order.
 func (d *delivery) retryLater(cause error) string {
-	if d.h != nil {
-		// Handing back: this attempt writes nothing more, so whoever has the
-		// event next need not wait for the lease to lapse.
-		d.h.release(context.Background())
-	}
 	n := int(d.md.NumDelivered)
 	delay := redeliveryDelay(d.w.cfg.RedeliveryDelay, n)
+	if d.h != nil {
+		// Handing back: this attempt writes nothing more, so whoever has the
+		// event next need not wait for the lease to lapse; a later event of
+		// the key waits until the retry is due (order.go).
+		notBefore := d.w.cfg.Now().Add(delay)
+		d.h.releaseWith(context.Background(), func(r *record) { r.NotBefore = notBefore })
+	}
 	d.w.log.Warn("handing event back for a later attempt", "delivery", n, "delay", delay.String(), "err", cause)
 	d.w.metrics.retries.WithLabelValues("redelivery").Inc()
 	if err := d.msg.NakWithDelay(delay); err != nil {

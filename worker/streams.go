@@ -92,6 +92,9 @@ type Topology struct {
 	ResultsDuplicates time.Duration
 	AckWait           time.Duration
 	MaxMsgBytes       int32
+	// PartitionInflight is each partition consumer's MaxAckPending
+	// (Config.PartitionInflight); 0 means 1.
+	PartitionInflight int
 }
 
 // EnsureTopology creates or updates the streams, the ledger bucket and one
@@ -202,10 +205,11 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, t Topology) (je
 			FilterSubject: partitionSubject(p),
 			AckPolicy:     jetstream.AckExplicitPolicy,
 			AckWait:       t.AckWait,
-			// One unacked event per partition: the server cannot hand the
-			// next event of a user out before the previous one is acked,
-			// and serves redeliveries first, so order survives crashes.
-			MaxAckPending: 1,
+			// With 1, the server cannot hand the next event of a user out
+			// before the previous one is acked, and serves redeliveries
+			// first, so order survives crashes. Above 1 the worker keeps
+			// each key's order itself from the ledger (order.go).
+			MaxAckPending: max(1, t.PartitionInflight),
 			// Unlimited: the worker itself dead-letters an event once its
 			// attempts are used up (before decoding it), so a server-side
 			// limit could only strand an event without a result.

@@ -25,6 +25,13 @@ type Worker struct {
 	metrics *Metrics
 	sem     chan struct{}
 
+	// Keeping each key's order with several events of a partition in
+	// flight (order.go).
+	turns    *turnstile
+	floors   floorCache
+	streamMu sync.Mutex
+	stream   jetstream.Stream
+
 	readyMu sync.Mutex
 	ready   bool
 }
@@ -57,6 +64,7 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 		ResultsDuplicates: 24 * time.Hour,
 		AckWait:           cfg.AckWait,
 		MaxMsgBytes:       MaxMessageBytes,
+		PartitionInflight: cfg.PartitionInflight,
 	})
 	if err != nil {
 		return nil, err
@@ -72,6 +80,7 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 		log:     log,
 		metrics: cfg.Metrics,
 		sem:     make(chan struct{}, cfg.Concurrency),
+		turns:   newTurnstile(),
 		x: &executor{
 			graph:   cfg.Graph,
 			retry:   *cfg.Retry,
@@ -128,7 +137,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			return fmt.Errorf("worker consumer %d: %w", p, err)
 		}
 		it, err := cons.Messages(
-			jetstream.PullMaxMessages(1),
+			jetstream.PullMaxMessages(w.cfg.PartitionInflight),
 			jetstream.PullExpiry(5*time.Second),
 		)
 		if err != nil {
@@ -157,7 +166,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	stopStats := w.pollConsumerStats(ctx)
 	w.setReady(true)
-	w.log.Info("worker running", "partitions", w.cfg.Partitions, "concurrency", w.cfg.Concurrency, "seal_key", w.SealPublicKey())
+	w.log.Info("worker running", "partitions", w.cfg.Partitions, "partition_inflight", w.cfg.PartitionInflight,
+		"concurrency", w.cfg.Concurrency, "seal_key", w.SealPublicKey())
 
 	<-ctx.Done()
 	w.setReady(false)
@@ -179,9 +189,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
-// consume is one partition's loop. Only one event of a partition can be
-// unacked at a time (MaxAckPending 1), so this loop handles them serially.
+// consume is one partition's loop. With PartitionInflight 1 the server
+// hands out one event at a time and the loop handles them serially; above
+// 1 each event gets its own goroutine and waits for the earlier events of
+// its key first (order.go).
 func (w *Worker) consume(ctx, work context.Context, it jetstream.MessagesContext) {
+	var running sync.WaitGroup
+	defer running.Wait()
 	for {
 		msg, err := it.Next()
 		if err != nil {
@@ -208,17 +222,57 @@ func (w *Worker) consume(ctx, work context.Context, it jetstream.MessagesContext
 		// waits for a free slot, so the server does not hand it to another
 		// replica meanwhile.
 		stop := w.keepAlive(msg)
-		select {
-		case w.sem <- struct{}{}:
-		case <-ctx.Done():
+		if w.cfg.PartitionInflight == 1 {
+			w.runDelivery(ctx, work, msg, false)
 			stop()
-			_ = msg.Nak()
 			continue
 		}
-		w.handle(work, msg)
-		<-w.sem
-		stop()
+		running.Add(1)
+		go func() {
+			defer running.Done()
+			defer stop()
+			w.runDelivery(ctx, work, msg, true)
+		}()
 	}
+}
+
+// runDelivery handles one partition delivery in a slot of Concurrency,
+// after the earlier events of its key when ordered.
+func (w *Worker) runDelivery(ctx, work context.Context, msg jetstream.Msg, ordered bool) {
+	if ordered {
+		if md, err := msg.Metadata(); err == nil {
+			seq := md.Sequence.Stream
+			w.turns.enter(seq)
+			defer w.turns.leave(seq)
+			err := w.inOrder(ctx, msg.Subject(), seq, true, func(ctx context.Context, m *jetstream.RawStreamMsg) string {
+				select {
+				case w.sem <- struct{}{}:
+				case <-ctx.Done():
+					return outcomeAbandoned
+				}
+				defer func() { <-w.sem }()
+				return w.handle(work, &storedMsg{m: m})
+			})
+			if err != nil {
+				if ctx.Err() != nil {
+					_ = msg.Nak()
+					return
+				}
+				w.log.Warn("could not check the order of an event's key (NATS); handing it back", "stream_seq", seq, "err", err)
+				w.metrics.retries.WithLabelValues("redelivery").Inc()
+				_ = msg.NakWithDelay(time.Second)
+				return
+			}
+		}
+	}
+	select {
+	case w.sem <- struct{}{}:
+	case <-ctx.Done():
+		_ = msg.Nak()
+		return
+	}
+	w.handle(work, msg)
+	<-w.sem
 }
 
 // pollConsumerStats refreshes the pending gauges every few seconds.

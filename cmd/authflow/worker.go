@@ -29,6 +29,7 @@ type workerFlags struct {
 	policy          string
 	partitions      int
 	concurrency     int
+	inflight        int
 	replicas        int
 	ledgerTTL       time.Duration
 	maxAttempts     int
@@ -52,6 +53,7 @@ func (f *workerFlags) register(fsName string, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&f.policy, "policy", "", "policy `FILE` (YAML): sources, types, signatures, protected users; required")
 	fs.IntVar(&f.partitions, "partitions", worker.DefaultPartitions, "partitions of the events stream (one consumer each; the server allows 1000 per stream); change only on a drained stream")
 	fs.IntVar(&f.concurrency, "concurrency", worker.DefaultConcurrency, "events processed at once by this process")
+	fs.IntVar(&f.inflight, "partition-inflight", 0, "events of one partition in flight at once, 1..1000 (0: twice the partitions' share of --concurrency, at least 1); the same on every replica")
 	fs.IntVar(&f.replicas, "stream-replicas", 3, "replicas of the streams and the ledger; 3 needs a cluster of 3 JetStream servers")
 	fs.DurationVar(&f.ledgerTTL, "ledger-ttl", worker.DefaultLedgerTTL, "how long the ledger remembers an event (at least the events stream's 2-minute duplicate window and the policy's maximum event age)")
 	fs.IntVar(&f.maxAttempts, "max-attempts", worker.DefaultMaxAttempts, "deliveries of an event before it fails with retries_exhausted")
@@ -102,20 +104,21 @@ func (f *workerFlags) validate() error {
 // config is the worker.Config the flags describe, without its connections.
 func (f *workerFlags) config(policy *events.Policy) worker.Config {
 	return worker.Config{
-		Policy:          policy,
-		Decoder:         events.Decoder{DefaultRegion: f.defaultRegion},
-		Instance:        f.instance,
-		Partitions:      f.partitions,
-		Concurrency:     f.concurrency,
-		Replicas:        f.replicas,
-		LedgerTTL:       f.ledgerTTL,
-		AckWait:         f.ackWait,
-		MaxAttempts:     f.maxAttempts,
-		AttemptTimeout:  f.attemptTimeout,
-		RetryBudget:     f.retryBudget,
-		RedeliveryDelay: f.redelivery,
-		ShutdownTimeout: f.shutdownTimeout,
-		PasswordMode:    worker.PasswordMode(f.passwordMode),
+		Policy:            policy,
+		Decoder:           events.Decoder{DefaultRegion: f.defaultRegion},
+		Instance:          f.instance,
+		Partitions:        f.partitions,
+		Concurrency:       f.concurrency,
+		PartitionInflight: f.inflight,
+		Replicas:          f.replicas,
+		LedgerTTL:         f.ledgerTTL,
+		AckWait:           f.ackWait,
+		MaxAttempts:       f.maxAttempts,
+		AttemptTimeout:    f.attemptTimeout,
+		RetryBudget:       f.retryBudget,
+		RedeliveryDelay:   f.redelivery,
+		ShutdownTimeout:   f.shutdownTimeout,
+		PasswordMode:      worker.PasswordMode(f.passwordMode),
 	}
 }
 
@@ -125,6 +128,7 @@ func (f *workerFlags) config(policy *events.Policy) worker.Config {
 var configFlags = []struct{ field, flag string }{
 	{"Partitions", "partitions"},
 	{"Concurrency", "concurrency"},
+	{"PartitionInflight", "partition-inflight"},
 	{"Replicas", "stream-replicas"},
 	{"LedgerTTL", "ledger-ttl"},
 	{"AckWait", "ack-wait"},
@@ -145,8 +149,8 @@ func checkConfig(fs *flag.FlagSet, cfg worker.Config) error {
 	// line it is a mistake, and Validate would never see it.
 	for _, c := range configFlags {
 		fl := fs.Lookup(c.flag)
-		if fl == nil {
-			continue
+		if fl == nil || c.flag == "partition-inflight" {
+			continue // not a flag of fs; or 0 is its documented "automatic"
 		}
 		switch fl.Value.String() {
 		case "":
@@ -285,7 +289,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	log.Info("authflow worker starting", "version", build.Version, "revision", build.Revision, "go", build.GoVersion,
 		"nats", redactURLs(mustURLs(&f.nats)), "graph", f.graph.describe(), "policy", f.policy,
 		"metrics", "http://"+ln.Addr().String()+"/metrics", "partitions", f.partitions,
-		"concurrency", f.concurrency, "replicas", f.replicas, "seal_key", w.SealPublicKey())
+		"concurrency", f.concurrency, "partition_inflight", f.inflight, "replicas", f.replicas, "seal_key", w.SealPublicKey())
 
 	runErr := w.Run(ctx)
 

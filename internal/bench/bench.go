@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/authflow/authflow/graphclient/graphclienttest"
+	"github.com/authflow/authflow/worker"
 )
 
 // Defaults of Config.
@@ -339,7 +340,11 @@ func median(vs []float64) float64 {
 
 // parallelism is how many events the worker can work on at once: one per
 // partition (MaxAckPending 1), at most Concurrency.
-func (c Config) parallelism() int { return min(c.Concurrency, c.Partitions) }
+// parallelism is how many events the worker can have in flight: its
+// concurrency, bounded by what the partitions hand out at once.
+func (c Config) parallelism() int {
+	return min(c.Concurrency, c.Partitions*worker.DefaultPartitionInflight(c.Concurrency, c.Partitions))
+}
 
 // runConcurrency: Graph at a fixed latency, the worker against its
 // theoretical throughput and against a script.
