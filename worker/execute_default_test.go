@@ -61,8 +61,8 @@ func (e *stepEnv) seed(defaultID string, methods ...string) (string, string) {
 	return id, upn
 }
 
-// run decodes an event of typ for upn, plans it and executes the plan once.
-func (e *stepEnv) run(typ, upn string, data map[string]any) []events.OpResult {
+// plan decodes an event of typ for upn and plans it.
+func (e *stepEnv) plan(typ, upn string, data map[string]any) ([]events.Op, *events.Event) {
 	e.t.Helper()
 	raw, _ := json.Marshal(map[string]any{"specversion": "1.0", "id": "x-" + upn + typ, "source": "hr/test",
 		"type": typ, "subject": upn, "time": time.Now().UTC().Format(time.RFC3339), "data": data})
@@ -74,6 +74,13 @@ func (e *stepEnv) run(typ, upn string, data map[string]any) []events.OpResult {
 	if err != nil {
 		e.t.Fatalf("plan: %v", err)
 	}
+	return plan, ev
+}
+
+// run decodes an event of typ for upn, plans it and executes the plan once.
+func (e *stepEnv) run(typ, upn string, data map[string]any) []events.OpResult {
+	e.t.Helper()
+	plan, ev := e.plan(typ, upn, data)
 	ctx := context.Background()
 	user, err := e.g.ResolveUser(ctx, upn)
 	if err != nil {
