@@ -2405,7 +2405,8 @@ func TestWorkerUserStartsOnProvisionedTopology(t *testing.T) {
 // ---------------------------------------------------------------------------------------
 // Grafana dashboard.
 
-// metricsContract are the metric names the worker implements and the dashboard must show.
+// metricsContract are the metric names the worker and the ingress implement and the
+// dashboard must show (TestDashboardAndAlertMetricsExist checks them on a running worker).
 var metricsContract = []string{
 	"authflow_events_total",
 	"authflow_event_duration_seconds_bucket",
@@ -2417,6 +2418,18 @@ var metricsContract = []string{
 	"authflow_dlq_total",
 	"authflow_events_in_flight",
 	"authflow_last_processed_timestamp_seconds",
+	"authflow_deliveries_total",
+	"authflow_graph_request_duration_seconds_bucket",
+	"authflow_graph_concurrency_limit",
+	"authflow_build_info",
+	"authflow_ingress_requests_total",
+	"authflow_ingress_request_duration_seconds_bucket",
+	"authflow_order_waits_total",
+	"authflow_rate_limited_total",
+	"authflow_notifications_sent_total",
+	"authflow_notifications_failed_total",
+	"authflow_notifications_skipped_total",
+	"authflow_notification_retries_total",
 }
 
 func TestGrafanaDashboard(t *testing.T) {

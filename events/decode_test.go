@@ -474,15 +474,16 @@ func TestErrors(t *testing.T) {
 func TestCodes(t *testing.T) {
 	t.Parallel()
 	rejected := map[Code]bool{CodeInvalidEvent: true, CodePayloadTooLarge: true, CodeUnknownType: true, CodeBadSignature: true,
-		CodeExpired: true, CodeFutureEvent: true, CodeReplayed: true, CodePolicyDenied: true, CodeProtectedUser: true, CodeGuestUser: true}
-	if len(Codes()) != 17 {
-		t.Fatalf("%d codes, want the 17 documented", len(Codes()))
+		CodeExpired: true, CodeFutureEvent: true, CodeReplayed: true, CodePolicyDenied: true, CodeProtectedUser: true, CodeGuestUser: true,
+		CodeRateLimited: true}
+	if len(Codes()) != 18 {
+		t.Fatalf("%d codes, want the 18 documented", len(Codes()))
 	}
 	for _, c := range Codes() {
 		if !c.Valid() {
 			t.Errorf("%s not Valid", c)
 		}
-		wantPermanent := c != CodeRetriesExhausted && c != CodeInternal && c != CodeSealFailed
+		wantPermanent := c != CodeRetriesExhausted && c != CodeInternal && c != CodeSealFailed && c != CodeRateLimited
 		if c.Permanent() != wantPermanent {
 			t.Errorf("%s.Permanent() = %v", c, c.Permanent())
 		}

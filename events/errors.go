@@ -41,6 +41,10 @@ const (
 	// for something Graph does not offer guests (a Temporary Access Pass):
 	// refused before any write.
 	CodeGuestUser Code = "guest_user"
+	// CodeRateLimited: a policy limit (limits:) on events per user,
+	// requester, signer key or source within a window is used up. Nothing
+	// was written; a new event after the window may succeed.
+	CodeRateLimited Code = "rate_limited"
 	// CodeUserNotFound: the subject names no user in the directory.
 	CodeUserNotFound Code = "user_not_found"
 	// CodeGraphPermanent: Graph refused an operation for a reason that a
@@ -69,7 +73,7 @@ func Codes() []Code {
 	return []Code{
 		CodeInvalidEvent, CodePayloadTooLarge, CodeUnknownType, CodeBadSignature,
 		CodeExpired, CodeFutureEvent, CodeReplayed, CodePolicyDenied,
-		CodeProtectedUser, CodeGuestUser, CodeUserNotFound, CodeGraphPermanent,
+		CodeProtectedUser, CodeGuestUser, CodeRateLimited, CodeUserNotFound, CodeGraphPermanent,
 		CodeGraphPermission, CodeMFARequired, CodeSealFailed, CodeRetriesExhausted, CodeInternal,
 	}
 }
@@ -79,7 +83,7 @@ func (c Code) Valid() bool {
 	switch c {
 	case CodeInvalidEvent, CodePayloadTooLarge, CodeUnknownType, CodeBadSignature,
 		CodeExpired, CodeFutureEvent, CodeReplayed, CodePolicyDenied,
-		CodeProtectedUser, CodeGuestUser, CodeUserNotFound, CodeGraphPermanent,
+		CodeProtectedUser, CodeGuestUser, CodeRateLimited, CodeUserNotFound, CodeGraphPermanent,
 		CodeGraphPermission, CodeMFARequired, CodeSealFailed, CodeRetriesExhausted, CodeInternal:
 		return true
 	}
@@ -88,11 +92,12 @@ func (c Code) Valid() bool {
 
 // Permanent reports whether processing the same event again would fail the
 // same way. Only retries_exhausted (the causes were transient), internal
-// and seal_failed (a defect or an outage of ours) are not permanent: a later redelivery or
-// republish may succeed. An unknown code is reported as not permanent.
+// and seal_failed (a defect or an outage of ours) and rate_limited (the
+// window moves on) are not permanent: a later redelivery, republish or new
+// event may succeed. An unknown code is reported as not permanent.
 func (c Code) Permanent() bool {
 	switch c {
-	case CodeRetriesExhausted, CodeInternal, CodeSealFailed:
+	case CodeRetriesExhausted, CodeInternal, CodeSealFailed, CodeRateLimited:
 		return false
 	}
 	return c.Valid()
@@ -104,7 +109,8 @@ func (c Code) Permanent() bool {
 func (c Code) Status() Status {
 	switch c {
 	case CodeInvalidEvent, CodePayloadTooLarge, CodeUnknownType, CodeBadSignature,
-		CodeExpired, CodeFutureEvent, CodeReplayed, CodePolicyDenied, CodeProtectedUser, CodeGuestUser:
+		CodeExpired, CodeFutureEvent, CodeReplayed, CodePolicyDenied, CodeProtectedUser, CodeGuestUser,
+		CodeRateLimited:
 		return StatusRejected
 	}
 	return StatusFailed

@@ -21,14 +21,18 @@ import (
 // LoadPolicy or DevPolicy; it is read-only afterwards and safe for
 // concurrent use.
 type Policy struct {
-	maxAge        time.Duration
-	maxFutureSkew time.Duration
-	tap           tapBounds
-	sources       map[string]*sourcePolicy // by source; "*" matches any source not listed
-	protected     protectedUsers
+	maxAge time.Duration
+	// maxScheduleAhead bounds data.effectiveAt (0: DefaultMaxScheduleAhead).
+	maxScheduleAhead time.Duration
+	maxFutureSkew    time.Duration
+	tap              tapBounds
+	sources          map[string]*sourcePolicy // by source; "*" matches any source not listed
+	protected        protectedUsers
 	// interactivePrefixes: sources whose name starts with one of these are
 	// interactive unless their entry says otherwise (DevPolicy's helpdesk/).
 	interactivePrefixes []string
+	notify              notifyPolicy // policy_safety.go
+	limits              []LimitRule  // policy_safety.go
 }
 
 // Priority classes of sources (policy sources.<name>.priority).
@@ -97,7 +101,17 @@ const (
 	DefaultTAPMin        = 60  // minutes; the Entra tenant default minimum
 	DefaultTAPMax        = 480 // minutes; the Entra tenant default maximum
 	DefaultMaxStartDelay = 7 * 24 * time.Hour
+	// DefaultMaxScheduleAhead bounds how far ahead data.effectiveAt may be.
+	DefaultMaxScheduleAhead = 90 * 24 * time.Hour
 )
+
+// MaxScheduleAhead is how far in the future data.effectiveAt may be.
+func (p *Policy) MaxScheduleAhead() time.Duration {
+	if p.maxScheduleAhead == 0 {
+		return DefaultMaxScheduleAhead
+	}
+	return p.maxScheduleAhead
+}
 
 // MaxAge is the oldest event the policy accepts. An idempotency ledger must
 // keep event keys at least this long, or an old event could be replayed.
@@ -204,7 +218,7 @@ func parsePolicy(b []byte) (*Policy, *PolicyError) {
 		return nil, err
 	}
 	var sawVersion, sawSources bool
-	var allowNode *yaml.Node
+	var allowNode, notifyNode, limitsNode *yaml.Node // checked once sources are known
 	for _, m := range members {
 		switch m.key {
 		case "version":
@@ -224,6 +238,10 @@ func parsePolicy(b []byte) (*Policy, *PolicyError) {
 			if p.maxFutureSkew, err = durationValue(m.val, "maxFutureSkew", 0, time.Hour); err != nil {
 				return nil, err
 			}
+		case "maxScheduleAhead":
+			if p.maxScheduleAhead, err = durationValue(m.val, "maxScheduleAhead", time.Minute, 366*24*time.Hour); err != nil {
+				return nil, err
+			}
 		case "tap":
 			if err := p.parseTAP(m.val); err != nil {
 				return nil, err
@@ -237,8 +255,12 @@ func parsePolicy(b []byte) (*Policy, *PolicyError) {
 			if allowNode, err = p.parseProtected(m.val); err != nil {
 				return nil, err
 			}
+		case "notify":
+			notifyNode = m.val
+		case "limits":
+			limitsNode = m.val
 		default:
-			return nil, nodeError(m.keyNode, m.key, "unknown setting (known: version, maxAge, maxFutureSkew, tap, sources, protectedUsers)")
+			return nil, nodeError(m.keyNode, m.key, "unknown setting (known: version, maxAge, maxFutureSkew, maxScheduleAhead, tap, sources, protectedUsers, notify, limits)")
 		}
 	}
 	if !sawVersion {
@@ -249,6 +271,16 @@ func parsePolicy(b []byte) (*Policy, *PolicyError) {
 	}
 	if allowNode != nil {
 		if err := p.parseAllow(allowNode); err != nil {
+			return nil, err
+		}
+	}
+	if notifyNode != nil {
+		if err := p.parseNotify(notifyNode); err != nil {
+			return nil, err
+		}
+	}
+	if limitsNode != nil {
+		if err := p.parseLimits(limitsNode); err != nil {
 			return nil, err
 		}
 	}

@@ -33,11 +33,25 @@ const (
 	StatusSucceeded Status = "succeeded" // every operation ended created, updated, deleted, unchanged or skipped
 	StatusFailed    Status = "failed"    // an operation failed, or the user was not found
 	StatusRejected  Status = "rejected"  // refused before any write: bad input, signature, replay, policy
+	// StatusScheduled is interim: the event has data.effectiveAt in the
+	// future; it was checked and accepted and will be applied then, with
+	// its final result under the event's own result id.
+	StatusScheduled Status = "scheduled"
 )
 
 // Valid reports whether s is one of the statuses.
 func (s Status) Valid() bool {
-	return s == StatusSucceeded || s == StatusFailed || s == StatusRejected
+	return s == StatusSucceeded || s == StatusFailed || s == StatusRejected || s == StatusScheduled
+}
+
+// Final reports whether s ends its event (every status but the interim ones).
+func (s Status) Final() bool { return s.Valid() && s != StatusScheduled }
+
+// InterimResultID is the id of an interim result (status scheduled) of an
+// event: EventKey(source, id) + ":" + the status, so it never takes the
+// place of the event's final result.
+func InterimResultID(source, id string, s Status) string {
+	return EventKey(source, id) + ":" + string(s)
 }
 
 // Outcome is how one operation ended. In a dry run it is what the
@@ -359,9 +373,9 @@ func (r *Result) validate() *Error {
 		}
 	}
 	if !d.Status.Valid() {
-		return invalid("data.status", "must be succeeded, failed or rejected")
+		return invalid("data.status", "must be succeeded, failed, rejected or scheduled")
 	}
-	if (d.Status == StatusSucceeded) != (d.Error == nil) {
+	if (d.Status == StatusFailed || d.Status == StatusRejected) != (d.Error != nil) {
 		return invalid("data.error", "required when, and only when, the status is failed or rejected")
 	}
 	if err := checkInfo("data.error", d.Error); err != nil {

@@ -18,8 +18,8 @@ const SchemaBaseURI = "https://github.com/authflow/authflow/events/schema/"
 
 // SchemaFS returns the schemas: event.json (any event, dispatching on
 // type), one <type>.json per event type without the "authflow." prefix
-// (e.g. employee.joined.v1.json), result.json, and defs.json (shared
-// definitions the others reference).
+// (e.g. employee.joined.v1.json), result.json, notification.json, and
+// defs.json (shared definitions the others reference).
 func SchemaFS() fs.FS {
 	sub, _ := fs.Sub(schemaFiles, "schema") // fs.Sub fails only for an invalid path name; "schema" is valid
 	return sub

@@ -19,6 +19,7 @@ import (
 // schemas compiles the embedded schemas once per test binary.
 type schemaSet struct {
 	event, result *jsonschema.Schema
+	notification  *jsonschema.Schema
 	byType        map[string]*jsonschema.Schema
 	files         map[string]any // parsed schema documents by file name
 }
@@ -52,6 +53,9 @@ func compileSchemas() (*schemaSet, error) {
 		return nil, err
 	}
 	if set.result, err = c.Compile(SchemaBaseURI + "result.json"); err != nil {
+		return nil, err
+	}
+	if set.notification, err = c.Compile(SchemaBaseURI + "notification.json"); err != nil {
 		return nil, err
 	}
 	for _, typ := range Types() {
@@ -152,7 +156,7 @@ func TestSchemaPatternsMatchDecoder(t *testing.T) {
 func TestSchemaFiles(t *testing.T) {
 	t.Parallel()
 	s := schemas(t)
-	want := []string{"defs.json", "event.json", "result.json"}
+	want := []string{"defs.json", "event.json", "result.json", "notification.json"}
 	for _, typ := range Types() {
 		want = append(want, SchemaFile(typ))
 		doc := s.files[SchemaFile(typ)].(map[string]any)
@@ -266,7 +270,7 @@ type docBlock struct {
 	line       int
 }
 
-var markerRE = regexp.MustCompile(`^<!-- (example event|plan|example result|example policy):? ?(\S*) -->$`)
+var markerRE = regexp.MustCompile(`^<!-- (example event|plan|example result|example policy|example notification):? ?(\S*) -->$`)
 
 func docBlocks(t testing.TB) []docBlock {
 	t.Helper()

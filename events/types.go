@@ -164,6 +164,9 @@ type Common struct {
 	// Verification is the helpdesk's evidence of who asked; the policy can
 	// require it per source and type.
 	Verification *Verification `json:"verification"`
+	// EffectiveAt (RFC 3339) defers the event: it is accepted and checked
+	// now and applied at that time (docs/events.md, "Future-dated events").
+	EffectiveAt string `json:"effectiveAt"`
 }
 
 func (c *Common) common() *Common { return c }

@@ -23,6 +23,7 @@ import (
 	textser "github.com/microsoft/kiota-serialization-text-go"
 	core "github.com/microsoftgraph/msgraph-sdk-go-core"
 	"github.com/microsoftgraph/msgraph-sdk-go/users"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // DefaultBaseURL is the Graph v1.0 endpoint of the global cloud.
@@ -66,6 +67,10 @@ type Config struct {
 	// Logger receives debug lines per attempt and warnings on throttling.
 	// Defaults to discarding.
 	Logger *slog.Logger
+	// TracerProvider, if set, gets a client span per HTTP request, whose
+	// W3C trace context is the traceparent sent to Graph (trace.go).
+	// Defaults to none: no spans, and the caller's trace context is passed on.
+	TracerProvider trace.TracerProvider
 }
 
 // Client performs typed Graph operations. It is safe for concurrent use.
@@ -76,6 +81,7 @@ type Client struct {
 	tokens   *tokenProvider
 	throttle *Throttle
 	observe  func(op string, status int, d time.Duration)
+	tracer   trace.Tracer // nil: no spans
 	log      *slog.Logger
 	timeout  time.Duration
 	now      func() time.Time
@@ -119,6 +125,7 @@ func New(cfg Config) (*Client, error) {
 		tokens:       tokens,
 		throttle:     cfg.Throttle,
 		observe:      cfg.Observe,
+		tracer:       tracerOf(cfg.TracerProvider),
 		log:          cfg.Logger,
 		timeout:      DefaultRequestTimeout,
 		now:          time.Now,
@@ -278,12 +285,12 @@ func (h *attemptHandler) Intercept(p khttp.Pipeline, i int, req *http.Request) (
 		return nil, errors.New("graphclient: request outside a client call")
 	}
 	req.Header.Set("client-request-id", ex.requestID)
-	if ex.traceParent != "" {
-		req.Header.Set("traceparent", ex.traceParent)
-	}
+	req, span := h.c.startRequestSpan(req, ex)
 	if req.Header.Get("Authorization") == "" {
-		return nil, &tokenError{code: "noToken", class: ErrPermission,
+		err := &tokenError{code: "noToken", class: ErrPermission,
 			err: errors.New("refusing to send a request without a bearer token")}
+		endRequestSpan(span, response{}, err)
+		return nil, err
 	}
 	start := time.Now()
 	resp, err := p.Next(req, i)
@@ -298,6 +305,7 @@ func (h *attemptHandler) Intercept(p khttp.Pipeline, i int, req *http.Request) (
 			challenge: strings.Join(resp.Header.Values("WWW-Authenticate"), ", "),
 		}
 	}
+	endRequestSpan(span, ex.last, err)
 	if h.c.observe != nil {
 		h.c.observe(ex.op, ex.last.status, d)
 	}
@@ -332,9 +340,10 @@ type traceParentKey struct{}
 // asked for them continues into Graph. tp must be version 00:
 // 00-<32 hex>-<16 hex>-<2 hex>, lower case, with neither the trace id nor
 // the parent id all zeros. An invalid tp is ignored: ctx comes back
-// unchanged. The client records no spans of its own, so it passes the
-// header on as it came, as Trace Context asks of a party that does not
-// trace.
+// unchanged. A span in ctx (OpenTelemetry) takes precedence. Without
+// Config.TracerProvider the client passes the header on as it came, as
+// Trace Context asks of a party that does not trace; with one, each request
+// sends the traceparent of its own span, a child of tp.
 func WithTraceParent(ctx context.Context, tp string) context.Context {
 	if !validTraceParent(tp) {
 		return ctx

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/authflow/authflow/events"
 	"github.com/authflow/authflow/graphclient"
@@ -128,6 +129,10 @@ type Config struct {
 	// Metrics receives the worker's metrics. Defaults to NewMetrics on a
 	// private registry.
 	Metrics *Metrics
+	// TracerProvider, if set, records a span per delivery and its steps
+	// (trace.go); give graphclient.Config the same one for the Graph
+	// requests. Defaults to none: tracing off, at no cost.
+	TracerProvider trace.TracerProvider
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
 	// Hook, when set, is called at the crash points named Hook*; an error
@@ -141,7 +146,10 @@ const (
 	HookAfterGraphWrite    = "after_graph_write"
 	HookAfterLedgerWrite   = "after_ledger_write"
 	HookAfterResultPublish = "after_result_publish"
-	HookBeforeAck          = "before_ack"
+	// HookAfterNotificationPublish: the user's notification is published,
+	// the event not yet acked.
+	HookAfterNotificationPublish = "after_notification_publish"
+	HookBeforeAck                = "before_ack"
 )
 
 // DefaultPartitionInflight is PartitionInflight's default: twice the

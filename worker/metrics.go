@@ -32,6 +32,8 @@ type Metrics struct {
 	dlq           *prometheus.CounterVec // reason
 	lastProcessed prometheus.Gauge
 	orderWaits    prometheus.Counter
+	// reg is where the metrics of the worker's parts (rate limits) go too.
+	reg prometheus.Registerer
 	// graphLimit reads the Graph throttle's concurrency limit, once the
 	// worker knows its client (SetGraphLimit).
 	graphLimit atomic.Pointer[func() int]
@@ -40,6 +42,7 @@ type Metrics struct {
 // NewMetrics creates the metrics and registers them on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := newMetrics(reg)
+	m.reg = reg
 	// Export every series at zero so that dashboards and alerts (rates,
 	// increases) see the first occurrence after a start.
 	for _, reason := range []string{"graph", "redelivery"} {
@@ -50,7 +53,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			m.events.WithLabelValues(typ, o)
 		}
 	}
-	for _, o := range []string{outcomeDuplicate, outcomeRetry, outcomeBusy, outcomeAbandoned} {
+	for _, o := range []string{outcomeDuplicate, outcomeRetry, outcomeBusy, outcomeAbandoned, outcomeScheduled} {
 		m.deliveries.WithLabelValues(o)
 	}
 	for _, c := range events.Codes() {
@@ -114,7 +117,7 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		deliveries: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "authflow_deliveries_total",
-			Help: "Deliveries that did not end an event, by outcome: duplicate (result republished), retry (handed back with a delay), busy (another attempt holds the event), abandoned (stopped without ack).",
+			Help: "Deliveries that did not end an event, by outcome: duplicate (result republished), retry (handed back with a delay), busy (another attempt holds the event), abandoned (stopped without ack), scheduled (a future-dated event accepted and scheduled).",
 		}, []string{"outcome"}),
 		duration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "authflow_event_duration_seconds",

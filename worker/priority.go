@@ -42,6 +42,10 @@ const (
 	PriorityStream        = "AUTHFLOW_PRIORITY"
 	PrioritySubjectPrefix = "authflow.priority."
 	interactiveConsumer   = "authflow-interactive"
+	// FairSubjectPrefix is the fair lane's: bulk events of a source whose
+	// share of the backlog is small (fair.go).
+	FairSubjectPrefix = PrioritySubjectPrefix + "fair."
+	fairConsumer      = "authflow-fair"
 	// HeaderEventSequence is the stream sequence (in AUTHFLOW_EVENTS) a
 	// pointer names.
 	HeaderEventSequence = "Authflow-Event-Sequence"
@@ -51,29 +55,48 @@ const (
 // beside Concurrency.
 func (w *Worker) interactiveSlots() int { return max(4, w.cfg.Concurrency/4) }
 
-// runInteractiveLane starts the scanner and the interactive consumer; they
-// stop when ctx ends, after the events in hand are done (work).
-func (w *Worker) runInteractiveLane(ctx, work context.Context, wg *sync.WaitGroup) error {
-	cons, err := w.js.Consumer(ctx, PriorityStream, interactiveConsumer)
-	if err != nil {
-		return fmt.Errorf("worker interactive consumer: %w", err)
+// fairSlots is how many fair-lane events one replica runs at once, beside
+// Concurrency: the share a minority bulk source gets while another source's
+// backlog drains through the partitions.
+func (w *Worker) fairSlots() int { return max(2, w.cfg.Concurrency/8) }
+
+// runLanes starts the scanner and the lanes' consumers; they stop when ctx
+// ends, after the events in hand are done (work).
+func (w *Worker) runLanes(ctx, work context.Context, wg *sync.WaitGroup) error {
+	for _, l := range []struct {
+		name  string
+		slots int
+	}{{interactiveConsumer, w.interactiveSlots()}, {fairConsumer, w.fairSlots()}} {
+		if err := w.runLane(ctx, work, wg, l.name, l.slots); err != nil {
+			return err
+		}
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(w.interactiveSlots()), jetstream.PullExpiry(5*time.Second))
-	if err != nil {
-		return fmt.Errorf("worker interactive consumer: %w", err)
-	}
-	wg.Add(2)
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		w.scan(ctx)
 	}()
+	return nil
+}
+
+// runLane hands the pointers of one lane's consumer to up to slots
+// goroutines.
+func (w *Worker) runLane(ctx, work context.Context, wg *sync.WaitGroup, name string, n int) error {
+	cons, err := w.js.Consumer(ctx, PriorityStream, name)
+	if err != nil {
+		return fmt.Errorf("worker lane consumer %s: %w", name, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(n), jetstream.PullExpiry(5*time.Second))
+	if err != nil {
+		return fmt.Errorf("worker lane consumer %s: %w", name, err)
+	}
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		<-ctx.Done()
 		it.Drain()
 	}()
-	slots := make(chan struct{}, w.interactiveSlots())
-	wg.Add(1)
+	slots := make(chan struct{}, n)
 	go func() {
 		defer wg.Done()
 		var running sync.WaitGroup
@@ -84,7 +107,7 @@ func (w *Worker) runInteractiveLane(ctx, work context.Context, wg *sync.WaitGrou
 				if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
 					return
 				}
-				w.log.Warn("interactive pull failed (NATS)", "err", err)
+				w.log.Warn("lane pull failed (NATS)", "lane", name, "err", err)
 				select {
 				case <-time.After(time.Second):
 				case <-ctx.Done():
@@ -99,37 +122,68 @@ func (w *Worker) runInteractiveLane(ctx, work context.Context, wg *sync.WaitGrou
 				defer running.Done()
 				defer func() { <-slots }()
 				defer stop()
-				w.interactive(work, msg)
+				w.pointer(work, msg)
 			}()
 		}
 	}()
 	return nil
 }
 
-// scan publishes a pointer for every event of an interactive source, from
-// the oldest event the partitions have not acked on, and follows the
-// stream. It restarts after errors from where it stopped.
+// scan publishes a pointer for every event of an interactive source, and
+// for bulk events of a source with a small share of the backlog (fair
+// lane), from the oldest event the partitions have not acked on, and
+// follows the stream. It restarts after errors from where it stopped.
 func (w *Worker) scan(ctx context.Context) {
-	next := w.ackFloor(ctx) + 1
-	for ctx.Err() == nil {
+	// Two readers: one follows the stream from its end, so a new
+	// interactive event is seen at once however long the backlog, and one
+	// catches up on the backlog (from the partitions' lowest ack floor to
+	// where the first one began), then stops.
+	floor := w.ackFloor(ctx)
+	last := floor
+	if s, err := w.eventsStream(ctx); err == nil {
+		cctx, cancel := context.WithTimeout(ctx, w.cfg.NATSTimeout)
+		if info, err := s.Info(cctx); err == nil {
+			last = max(floor, info.State.LastSeq)
+		}
+		cancel()
+	}
+	bl := &lockedBacklog{b: newBacklog()}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if last > floor {
+			w.scanRange(ctx, floor+1, last, bl)
+		}
+	}()
+	w.scanRange(ctx, last+1, 0, bl)
+	wg.Wait()
+}
+
+// scanRange reads the events stream from seq from up to seq to (0: follow
+// it for ever), publishing the pointers of the lanes. It restarts after
+// errors from where it stopped.
+func (w *Worker) scanRange(ctx context.Context, from, to uint64, bl *lockedBacklog) {
+	next := from
+	for ctx.Err() == nil && (to == 0 || next <= to) {
 		cons, err := w.js.OrderedConsumer(ctx, EventsStream, jetstream.OrderedConsumerConfig{
 			DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: next,
 		})
 		if err != nil {
 			if ctx.Err() == nil {
-				w.log.Warn("interactive scan: ordered consumer (NATS)", "err", err)
+				w.log.Warn("scan: ordered consumer (NATS)", "err", err)
 				sleepCtx(ctx, time.Second)
 			}
 			continue
 		}
 		it, err := cons.Messages()
 		if err != nil {
-			w.log.Warn("interactive scan (NATS)", "err", err)
+			w.log.Warn("scan (NATS)", "err", err)
 			sleepCtx(ctx, time.Second)
 			continue
 		}
 		stopIt := context.AfterFunc(ctx, it.Stop)
-		for {
+		for to == 0 || next <= to {
 			msg, err := it.Next()
 			if err != nil {
 				break
@@ -138,24 +192,52 @@ func (w *Worker) scan(ctx context.Context) {
 			if err != nil {
 				continue
 			}
-			if src, _, _ := events.PeekIdentity(msg.Data()); src != "" && w.cfg.Policy.Priority(src) == events.PriorityInteractive {
-				if err := w.point(ctx, msg.Subject(), md.Sequence.Stream); err != nil {
-					w.log.Warn("interactive scan: pointer not published; the partition will run the event", "err", err)
-				}
+			seq := md.Sequence.Stream
+			next = seq + 1
+			if to != 0 && seq > to {
+				break
 			}
-			next = md.Sequence.Stream + 1
+			if !strings.HasPrefix(msg.Subject(), EventsSubjectPrefix) {
+				continue // a schedule (schedule.go), not an event
+			}
+			w.scanned(ctx, msg, seq, bl)
 		}
 		stopIt()
 		it.Stop()
 	}
 }
 
-// point publishes the pointer to the event at seq (stored subject subject).
-func (w *Worker) point(ctx context.Context, subject string, seq uint64) error {
-	m := nats.NewMsg(PrioritySubjectPrefix + keyOfStoredSubject(subject))
+// scanned publishes the lane pointer one event needs, if any.
+func (w *Worker) scanned(ctx context.Context, msg jetstream.Msg, seq uint64, bl *lockedBacklog) {
+	src, _, _ := events.PeekIdentity(msg.Data())
+	if src == "" && events.IsBinary(msg.Headers()) {
+		src, _, _ = events.PeekBinaryIdentity(msg.Headers())
+	}
+	switch {
+	case src == "":
+	case w.cfg.Policy.Priority(src) == events.PriorityInteractive:
+		if err := w.point(ctx, PrioritySubjectPrefix, "prio:", msg.Subject(), seq); err != nil {
+			w.log.Warn("scan: interactive pointer not published; the partition will run the event", "err", err)
+		}
+	default:
+		p, _ := partitionOfStored(msg.Subject())
+		if bl.addAndCheck(p, seq, src, func() {
+			bl.b.trim(func(p int) uint64 { f, _ := w.floors.get(ctx, w, p); return f })
+		}) {
+			if err := w.point(ctx, FairSubjectPrefix, "fair:", msg.Subject(), seq); err != nil {
+				w.log.Warn("scan: fair pointer not published; the partition will run the event", "err", err)
+			}
+		}
+	}
+}
+
+// point publishes the pointer to the event at seq (stored subject subject)
+// under prefix, deduplicated by idPrefix + seq.
+func (w *Worker) point(ctx context.Context, prefix, idPrefix, subject string, seq uint64) error {
+	m := nats.NewMsg(prefix + keyOfStoredSubject(subject))
 	s := strconv.FormatUint(seq, 10)
 	m.Header.Set(HeaderEventSequence, s)
-	return w.publish(ctx, "interactive pointer", m, "prio:"+s)
+	return w.publish(ctx, "lane pointer", m, idPrefix+s)
 }
 
 // ackFloor is the lowest ack floor of the partition consumers that still
@@ -193,10 +275,10 @@ func (w *Worker) partitionFloor(ctx context.Context, p int) (uint64, error) {
 	return c.CachedInfo().AckFloor.Stream, nil
 }
 
-// interactive handles one pointer: the earlier unacked events of its key,
+// pointer handles one pointer of a lane (interactive or fair): the earlier unacked events of its key,
 // in order, then its event; the pointer is acked once all are applied, and
 // handed back with a delay when one of them must be retried later.
-func (w *Worker) interactive(ctx context.Context, ptr jetstream.Msg) {
+func (w *Worker) pointer(ctx context.Context, ptr jetstream.Msg) {
 	seq, err := strconv.ParseUint(ptr.Headers().Get(HeaderEventSequence), 10, 64)
 	if err != nil {
 		w.log.Error("interactive pointer without a sequence; dropping it", "err", err)

@@ -66,6 +66,12 @@ func (d *delivery) settle(ctx context.Context, status events.Status, user *graph
 	if err := w.crashPoint(HookAfterResultPublish); err != nil {
 		return outcomeAbandoned
 	}
+	if err := d.notifyUser(ctx, res); err != nil {
+		if errors.Is(err, errCrash) {
+			return outcomeAbandoned
+		}
+		return d.retryLater(err)
+	}
 	if status == events.StatusFailed && info != nil && deadLettered(info.Code) {
 		if err := d.deadLetter(ctx, string(info.Code), info.Message); err != nil {
 			return d.retryLater(err)
@@ -122,7 +128,9 @@ func (d *delivery) publishResult(ctx context.Context, subject, msgID string, bod
 
 // publish sends m to JetStream with msgID, a short timeout per try, and a
 // few tries: a NATS restart costs seconds, and its errors say NATS.
-func (w *Worker) publish(ctx context.Context, what string, m *nats.Msg, msgID string) error {
+func (w *Worker) publish(ctx context.Context, what string, m *nats.Msg, msgID string) (err error) {
+	ctx, end := publishSpan(ctx, what)
+	defer func() { end(err) }()
 	return natsCall(ctx, "publish "+what, w.cfg.NATSTimeout, 3, func(ctx context.Context) error {
 		_, err := w.js.PublishMsg(ctx, m, jetstream.WithMsgID(msgID))
 		return err
@@ -141,6 +149,15 @@ func (d *delivery) republish(ctx context.Context) string {
 	}
 	if err := d.publishResult(ctx, d.rec.ResultSubject, d.rec.ResultMsgID, d.rec.Result, status, ref); err != nil {
 		return d.retryLater(err)
+	}
+	if r, err := events.DecodeResult(d.rec.Result); err == nil {
+		// A crash may have come between the result and its notification.
+		if err := d.notifyUser(ctx, r); err != nil {
+			if errors.Is(err, errCrash) {
+				return outcomeAbandoned
+			}
+			return d.retryLater(err)
+		}
 	}
 	d.ack(ctx)
 	return outcomeDuplicate

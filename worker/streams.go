@@ -19,9 +19,12 @@ const (
 	DLQStream     = "AUTHFLOW_DLQ"
 	LedgerBucket  = "AUTHFLOW_LEDGER"
 
-	EventsSubjectPrefix  = "authflow.events."
-	ResultsSubjectPrefix = "authflow.results."
-	DLQSubjectPrefix     = "authflow.dlq."
+	EventsSubjectPrefix = "authflow.events."
+	// SchedulesSubjectPrefix + an event key (64 hex) holds a future-dated
+	// event's schedule (schedule.go).
+	SchedulesSubjectPrefix = "authflow.schedules."
+	ResultsSubjectPrefix   = "authflow.results."
+	DLQSubjectPrefix       = "authflow.dlq."
 
 	consumerPrefix = "authflow-p"
 )
@@ -107,8 +110,11 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, t Topology) (je
 	streams := []jetstream.StreamConfig{
 		{
 			Name:        EventsStream,
-			Description: "authflow events; subject authflow.events.<user key>, stored per partition",
-			Subjects:    []string{EventsSubjectPrefix + "*"},
+			Description: "authflow events; subject authflow.events.<user key>, stored per partition; authflow.schedules.<event key>: future-dated events waiting for their time",
+			// Schedules live in the events stream: JetStream's scheduler
+			// publishes a schedule's message to a subject of its own stream.
+			Subjects:          []string{EventsSubjectPrefix + "*", SchedulesSubjectPrefix + "*"},
+			AllowMsgSchedules: true,
 			SubjectTransform: &jetstream.SubjectTransformConfig{
 				Source:      EventsSubjectPrefix + "*",
 				Destination: fmt.Sprintf("%s{{partition(%d,1)}}.{{wildcard(1)}}", EventsSubjectPrefix, t.Partitions),
@@ -182,20 +188,27 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, t Topology) (je
 			return nil, fmt.Errorf("ensure ledger bucket: %w", err)
 		}
 	}
-	lane := jetstream.ConsumerConfig{
-		Durable:     interactiveConsumer,
-		Description: "authflow interactive lane, shared by every replica",
-		AckPolicy:   jetstream.AckExplicitPolicy,
-		AckWait:     t.AckWait,
+	lanes := []jetstream.ConsumerConfig{{
+		Durable:       interactiveConsumer,
+		Description:   "authflow interactive lane, shared by every replica",
+		FilterSubject: PrioritySubjectPrefix + "*",
+	}, {
+		Durable:       fairConsumer,
+		Description:   "authflow fair lane: bulk sources with a small share of the backlog, shared by every replica",
+		FilterSubject: FairSubjectPrefix + "*",
+	}}
+	for _, lane := range lanes {
+		lane.AckPolicy = jetstream.AckExplicitPolicy
+		lane.AckWait = t.AckWait
 		// Many at once: order within a key is kept by the worker (earlier
 		// events of the key first) and the ledger leases, not by the consumer.
-		MaxAckPending: 1000,
-		MaxDeliver:    -1,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	}
-	if c, err := js.Consumer(ctx, PriorityStream, lane.Durable); err != nil || !sameConsumer(c.CachedInfo().Config, lane) {
-		if _, err := js.CreateOrUpdateConsumer(ctx, PriorityStream, lane); err != nil {
-			return nil, fmt.Errorf("ensure consumer %s: %w", lane.Durable, err)
+		lane.MaxAckPending = 1000
+		lane.MaxDeliver = -1
+		lane.DeliverPolicy = jetstream.DeliverAllPolicy
+		if c, err := js.Consumer(ctx, PriorityStream, lane.Durable); err != nil || !sameConsumer(c.CachedInfo().Config, lane) {
+			if _, err := js.CreateOrUpdateConsumer(ctx, PriorityStream, lane); err != nil {
+				return nil, fmt.Errorf("ensure consumer %s: %w", lane.Durable, err)
+			}
 		}
 	}
 	for p := 0; p < t.Partitions; p++ {
@@ -229,7 +242,7 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, t Topology) (je
 // sameStream reports whether the server's config already has every setting
 // EnsureTopology asks for.
 func sameStream(have, want jetstream.StreamConfig) bool {
-	return slices.Equal(have.Subjects, want.Subjects) &&
+	return slices.Equal(have.Subjects, want.Subjects) && have.AllowMsgSchedules == want.AllowMsgSchedules &&
 		have.Replicas == want.Replicas && have.MaxAge == want.MaxAge &&
 		have.Duplicates == want.Duplicates && unlimited(have.MaxMsgSize) == unlimited(want.MaxMsgSize) &&
 		have.Retention == want.Retention && have.Storage == want.Storage &&

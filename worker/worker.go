@@ -12,6 +12,8 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/authflow/authflow/graphclient"
+	"github.com/authflow/authflow/limits"
+	"github.com/authflow/authflow/notify"
 )
 
 // Worker consumes events and executes them. Create it with New, run it with
@@ -20,6 +22,7 @@ type Worker struct {
 	cfg     Config
 	js      jetstream.JetStream
 	ledger  ledger
+	limiter *limits.Limiter // nil when the policy sets no limits
 	x       *executor
 	log     *slog.Logger
 	metrics *Metrics
@@ -69,6 +72,20 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Notifications go to a stream of their own, delivered off the
+	// critical path by the notify package's consumer.
+	if err := notify.EnsureStream(ctx, js, notify.StreamConfig{Replicas: cfg.Replicas,
+		MaxAge: 30 * 24 * time.Hour, Duplicates: 24 * time.Hour}); err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	var limiter *limits.Limiter
+	if rules := cfg.Policy.Limits(); len(rules) > 0 {
+		limiter, err = limits.Open(ctx, js, limits.Config{MaxWindow: cfg.Policy.MaxLimitWindow(), Replicas: cfg.Replicas,
+			Metrics: limits.NewMetrics(cfg.Metrics.reg, rules)})
+		if err != nil {
+			return nil, fmt.Errorf("worker rate limits: %w", err)
+		}
+	}
 	log := log0(cfg)
 	if g, ok := cfg.Graph.(interface{ Throttle() *graphclient.Throttle }); ok && g.Throttle() != nil {
 		cfg.Metrics.SetGraphLimit(g.Throttle().Limit)
@@ -77,6 +94,7 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 		cfg:     cfg,
 		js:      js,
 		ledger:  ledger{kv: kv, timeout: cfg.NATSTimeout, tries: 3},
+		limiter: limiter,
 		log:     log,
 		metrics: cfg.Metrics,
 		sem:     make(chan struct{}, cfg.Concurrency),
@@ -154,8 +172,8 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.consume(ctx, work, it)
 		}()
 	}
-	if w.cfg.Policy.HasInteractive() {
-		if err := w.runInteractiveLane(ctx, work, &wg); err != nil {
+	{
+		if err := w.runLanes(ctx, work, &wg); err != nil {
 			for _, it := range iters {
 				it.Stop()
 			}

@@ -210,6 +210,9 @@ func TestHelpAndUnknownCommand(t *testing.T) {
 	if code, _, stderr := runCLI(t, "frobnicate"); code != 2 || stderr != "authflow: unknown command \"frobnicate\"; 'authflow help' lists the commands\n" {
 		t.Errorf("unknown command: exit %d, stderr %q", code, stderr)
 	}
+	if code, _, stderr := runCLI(t, "sedn"); code != 2 || stderr != "authflow: unknown command \"sedn\": did you mean send? ('authflow help' lists the commands)\n" {
+		t.Errorf("mistyped command: exit %d, stderr %q", code, stderr)
+	}
 	code, stdout, _ := runCLI(t, "help")
 	if code != 0 || !strings.Contains(stdout, "send") || !strings.Contains(stdout, "dev") || !strings.Contains(stdout, "version") {
 		t.Errorf("help: exit %d, %q", code, stdout)

@@ -164,8 +164,14 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := worker.NewMetrics(reg)
+	tp, stopTracing, err := startTracing(ctx, "authflow-dev", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	graph, err := graphclient.New(graphclient.Config{
 		BaseURL: graphURL + "/v1.0", Token: f.token, Observe: metrics.ObserveGraph, Logger: log.With("component", "graph"),
+		TracerProvider: tp,
 	})
 	if err != nil {
 		return fmt.Errorf("graph client: %w", err)
@@ -195,6 +201,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		ShutdownTimeout: 5 * time.Second,
 		Logger:          log.With("component", "worker"),
 		Metrics:         metrics,
+		TracerProvider:  tp,
 		// The emulator serves the beta default-method API too.
 		BetaDefaultMethod: f.beta.has(betaDefaultMethod),
 	})
@@ -243,7 +250,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer stopWorker()
 
-	ing, err := startDevIngress(ctx, ingressLn, nc, log)
+	ing, err := startDevIngress(ctx, ingressLn, nc, reg, log)
 	if err != nil {
 		return err
 	}

@@ -28,7 +28,7 @@ type command struct {
 
 // commands is filled by the files of this package, one file per subcommand.
 func commands() map[string]command {
-	return map[string]command{
+	cmds := map[string]command{
 		"worker":   {"run the worker: consume events, apply them to Microsoft Graph, publish results", runWorker},
 		"dev":      {"local demo: embedded JetStream + Graph emulator + worker + demo events", runDev},
 		"send":     {"build, validate, sign and publish an event (--wait: print its result)", runSend},
@@ -43,6 +43,8 @@ func commands() map[string]command {
 		"bench":    {"measure throughput, latency, throttling and memory on this machine", runBench},
 		"version":  {"print the version, the VCS revision and the Go version of this binary", runVersion},
 	}
+	cmds["reconcile"] = command{"compare an HR export with Graph, report drift (--apply: publish the corrections)", runReconcile}
+	return cmds
 }
 
 // exitError carries a specific exit status out of a subcommand.
@@ -72,7 +74,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "authflow: unknown command %q; 'authflow help' lists the commands\n", args[0])
+		if near := nearestCommand(cmds, args[0]); near != "" {
+			fmt.Fprintf(stderr, "authflow: unknown command %q: did you mean %s? ('authflow help' lists the commands)\n", args[0], near)
+		} else {
+			fmt.Fprintf(stderr, "authflow: unknown command %q; 'authflow help' lists the commands\n", args[0])
+		}
 		return 2
 	}
 	err := cmd.run(ctx, args[1:], stdout, stderr)
@@ -120,6 +126,23 @@ func printError(w io.Writer, cmd string, err error) {
 	for _, line := range strings.Split(msg, "\n") {
 		fmt.Fprintf(w, "%s%s\n", prefix, line)
 	}
+}
+
+// nearestCommand returns the command closest to name in edit distance,
+// when it is close enough to be what was meant.
+func nearestCommand(cmds map[string]command, name string) string {
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	sort.Strings(names) // ties go to the first
+	best, bestDist := "", len(name)/3+2
+	for _, n := range names {
+		if d := editDistance(name, n); d < bestDist {
+			best, bestDist = n, d
+		}
+	}
+	return best
 }
 
 func usage(w io.Writer, cmds map[string]command) {

@@ -195,10 +195,15 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 
 	res, body, err := awaitResult(ctx, js, results, key, f.source, id, ack.Duplicate)
-	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			return &exitError{exitTimeout, fmt.Errorf("no result within --timeout %s (is a worker running?)", f.timeout)}
+	if errors.Is(err, context.DeadlineExceeded) {
+		// Say why from the event's ledger entry; a result the worker
+		// stored but this subscription missed is printed from there.
+		res, body, err = explainNoResult(ctx, js, f.source, id, f.subject, f.timeout, time.Now())
+		if err != nil {
+			return &exitError{exitTimeout, err}
 		}
+	}
+	if err != nil {
 		return err
 	}
 	if f.jsonOut {

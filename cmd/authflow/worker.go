@@ -23,9 +23,10 @@ import (
 
 // workerFlags is the configuration of `authflow worker`.
 type workerFlags struct {
-	nats  natsFlags
-	graph graphFlags
-	beta  graphBeta
+	nats   natsFlags
+	graph  graphFlags
+	beta   graphBeta
+	notify notifyFlags
 
 	policy          string
 	partitions      int
@@ -45,6 +46,7 @@ type workerFlags struct {
 	metricsListen   string
 	instance        string
 	sealKeyFile     string
+	reconcile       reconcileLoopFlags // reconcile_loop.go
 }
 
 func (f *workerFlags) register(fsName string, stderr io.Writer) *flag.FlagSet {
@@ -52,6 +54,7 @@ func (f *workerFlags) register(fsName string, stderr io.Writer) *flag.FlagSet {
 	f.nats.register(fs)
 	f.graph.register(fs)
 	f.beta.register(fs)
+	f.notify.register(fs)
 	fs.StringVar(&f.policy, "policy", "", "policy `FILE` (YAML): sources, types, signatures, protected users; required")
 	fs.IntVar(&f.partitions, "partitions", worker.DefaultPartitions, "partitions of the events stream (one consumer each; the server allows 1000 per stream); change only on a drained stream")
 	fs.IntVar(&f.concurrency, "concurrency", worker.DefaultConcurrency, "events processed at once by this process")
@@ -69,6 +72,7 @@ func (f *workerFlags) register(fsName string, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.metricsListen, "metrics-listen", "127.0.0.1:9090", "`HOST:PORT` of /metrics, /healthz and /readyz")
 	fs.StringVar(&f.sealKeyFile, "seal-key-file", "", "the worker's curve seed `FILE` (authflow keys new-sealing; mode 0600): secrets are sealed from its public key, which recipients pin; the same file on every replica (default: a new key per process)")
+	f.reconcile.register(fs)
 	host, _ := os.Hostname()
 	fs.StringVar(&f.instance, "instance", host, "this replica's `ID` in logs and the ledger")
 	return fs
@@ -80,6 +84,9 @@ func (f *workerFlags) validate() error {
 		return err
 	}
 	if err := f.graph.validate(); err != nil {
+		return err
+	}
+	if err := f.notify.validate(); err != nil {
 		return err
 	}
 	switch {
@@ -94,6 +101,9 @@ func (f *workerFlags) validate() error {
 		return err
 	}
 	if err := checkListen("metrics-listen", f.metricsListen); err != nil {
+		return err
+	}
+	if err := f.reconcile.validate(); err != nil {
 		return err
 	}
 	// The decoder refuses a region libphonenumber does not know: find out now.
@@ -258,7 +268,12 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := worker.NewMetrics(reg)
 
-	graph, err := f.graph.client(metrics.ObserveGraph, log.With("component", "graph"))
+	tp, stopTracing, err := startTracing(ctx, "authflow-worker", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	graph, err := f.graph.client(metrics.ObserveGraph, log.With("component", "graph"), tp)
 	if err != nil {
 		return err
 	}
@@ -269,6 +284,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer nc.Close()
 
 	cfg.NATS, cfg.Graph, cfg.Logger, cfg.Metrics = nc, graph, log, metrics
+	cfg.TracerProvider = tp
 	w, err := worker.New(ctx, cfg)
 	if err != nil {
 		return explainTopologyError(err, f.replicas)
@@ -294,7 +310,17 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		"metrics", "http://"+ln.Addr().String()+"/metrics", "partitions", f.partitions,
 		"concurrency", f.concurrency, "partition_inflight", f.inflight, "replicas", f.replicas, "seal_key", w.SealPublicKey())
 
+	waitNotify, err := f.notify.start(ctx, nc, graph, f.replicas, reg, log.With("component", "notify"))
+	if err != nil {
+		return err
+	}
+	stopReconcile, err := startReconcileLoop(ctx, &f.reconcile, nc, graph, f.replicas, f.instance, f.defaultRegion, log)
+	if err != nil {
+		return err
+	}
 	runErr := w.Run(ctx)
+	stopReconcile()
+	waitNotify()
 
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()

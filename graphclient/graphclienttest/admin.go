@@ -34,6 +34,8 @@ func (e *Emulator) serveAdmin(w http.ResponseWriter, r *http.Request, rest strin
 		e.adminRequests(w, r)
 	case name == "config" && !hasID:
 		e.adminConfig(w, r)
+	case name == "mail":
+		e.adminMail(w, r, id, hasID) // mail.go
 	default:
 		adminError(w, r, http.StatusNotFound, "itemNotFound", "unknown admin resource /_emulator/"+rest+"; see GET /_emulator/")
 	}
@@ -90,6 +92,8 @@ func (e *Emulator) adminIndex(w http.ResponseWriter, r *http.Request) {
 			"GET|DELETE /_emulator/users", "GET|PUT|DELETE /_emulator/users/{objectId}",
 			"GET|PUT /_emulator/faults", "GET|DELETE /_emulator/stats",
 			"GET /_emulator/requests?since=&userId=&limit=", "GET|PUT /_emulator/config",
+			"PATCH /_emulator/users/{objectId} (mail, otherMails, managerId)", "GET|DELETE /_emulator/mail?since=",
+			"GET|PUT /_emulator/mail/faults",
 		},
 	})
 }
@@ -144,8 +148,10 @@ func (e *Emulator) adminUser(w http.ResponseWriter, r *http.Request, id string) 
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
+	case http.MethodPatch:
+		e.adminPatchUser(w, r, id) // mail.go
 	default:
-		notAllowed(w, r, "GET, PUT, DELETE")
+		notAllowed(w, r, "GET, PUT, PATCH, DELETE")
 	}
 }
 

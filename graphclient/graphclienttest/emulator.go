@@ -129,6 +129,7 @@ type Emulator struct {
 	reqlog    requestLog
 	notBefore map[string]time.Time // client-request-id -> end of the Retry-After it was given
 	throttle  time.Time            // end of the latest throttle window
+	mail      mailStore            // mail.go
 }
 
 // New returns an Emulator with no users. It fails when Options.Token is

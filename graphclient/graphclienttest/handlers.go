@@ -59,6 +59,8 @@ func (e *Emulator) handle(c *call) reply {
 	switch rt.op {
 	case opUsers:
 		return e.listUsers(c)
+	case opRegistrationDetails, opRegistrationDetail:
+		return e.registrationDetails(c) // reports.go
 	case opMethodsCount, opCount:
 		return errReply(http.StatusBadRequest, "badRequest", "$count is not supported on authentication method collections.")
 	case opResetPassword:
@@ -81,6 +83,10 @@ func (e *Emulator) handle(c *call) reply {
 		return e.getUser(c, u)
 	case opMemberOf:
 		return e.memberOf(c, u)
+	case opManager:
+		return e.manager(c, u) // mail.go
+	case opSendMail:
+		return e.sendMail(c, u)
 	case opRevoke:
 		u.sessionsRevoked++
 		o := startObj(nil)

@@ -219,6 +219,9 @@ func parseRoute(escaped string) route {
 	if strings.EqualFold(segs[0], "me") {
 		return route{op: opMe, tmpl: routeMe, allow: "GET, POST, PATCH, DELETE"}
 	}
+	if strings.EqualFold(segs[0], "reports") {
+		return parseReportsRoute(segs) // reports.go
+	}
 	if !strings.EqualFold(segs[0], "users") {
 		return unknown(0)
 	}
@@ -240,6 +243,10 @@ func parseRoute(escaped string) route {
 	case len(segs) == 3 && strings.EqualFold(segs[2], "revokeSignInSessions"):
 		rt.op, rt.tmpl, rt.allow = opRevoke, routeRevoke, "POST"
 		return rt
+	case len(segs) == 3:
+		if mrt, ok := mailRoute(rt, segs[2]); ok { // mail.go
+			return mrt
+		}
 	case !strings.EqualFold(segs[2], "authentication"):
 		return unknown(2)
 	}

@@ -44,6 +44,13 @@ type User struct {
 	ForceChangePasswordNextSignIn bool `json:"forceChangePasswordNextSignIn"`
 	// SessionsRevoked counts revokeSignInSessions calls.
 	SessionsRevoked int `json:"sessionsRevoked"`
+	// Mail is the primary SMTP address (Graph's mail); a user without
+	// one has no mailbox and cannot be a sendMail sender.
+	Mail string `json:"mail,omitempty"`
+	// OtherMails are the user's additional addresses (Graph's otherMails).
+	OtherMails []string `json:"otherMails,omitempty"`
+	// ManagerID is the object id of the manager (GET /users/{id}/manager).
+	ManagerID string `json:"managerId,omitempty"`
 }
 
 type smsState uint8
@@ -107,6 +114,7 @@ type user struct {
 	passwordChanges                int
 	sessionsRevoked                int
 	forceChange                    bool
+	mail                           mailFields // mail.go
 }
 
 const (
@@ -427,6 +435,9 @@ func buildUser(in User, now time.Time) (*user, error) {
 	default:
 		return nil, fmt.Errorf("userType %q: want Member or Guest", in.UserType)
 	}
+	if err := setMailFields(u, in); err != nil {
+		return nil, err
+	}
 	if in.PasswordChanges < 0 || in.SessionsRevoked < 0 {
 		return nil, errors.New("passwordChanges and sessionsRevoked must not be negative")
 	}
@@ -588,6 +599,7 @@ func (e *Emulator) adminUserLocked(u *user, now time.Time) User {
 	for _, m := range u.methods {
 		out.Methods = append(out.Methods, v.appendMethod(nil, m, "", "", m.device != nil))
 	}
+	mailFieldsOut(&out, u)
 	return out
 }
 

@@ -15,7 +15,7 @@ var defaultUserProps = []string{"businessPhones", "displayName", "givenName", "j
 
 // selectableUserProps are the user properties the emulator knows; read-only.
 // Those it does not model (mail, jobTitle, ...) are null.
-var selectableUserProps = append([]string{"userType", "accountEnabled"}, defaultUserProps...)
+var selectableUserProps = append([]string{"userType", "accountEnabled", "otherMails"}, defaultUserProps...)
 
 // parseSelect reads $select for users: nil means the default property set.
 func parseSelect(c *call) ([]string, *reply) {
@@ -66,6 +66,9 @@ func appendUser(b []byte, u *user, sel []string, context string) []byte {
 		sel = defaultUserProps
 	}
 	for _, p := range sel {
+		if appendMailProp(&o, u, p) { // mail.go
+			continue
+		}
 		switch p {
 		case "id":
 			o.str(p, u.id)
