@@ -23,7 +23,7 @@ import (
 // asks again, and the earlier challenge expires unused.
 func (r *run) passkeyOptions(ctx context.Context, op events.Op) ([]events.OpResult, error) {
 	if r.dry {
-		return []events.OpResult{result(op, graphclient.KindFIDO2, "", events.OutcomeCreated, "dry run: no challenge requested")}, nil
+		return []events.OpResult{result(op, graphclient.KindFIDO2, "", events.OutcomeUnchanged, "dry run: no challenge requested")}, nil
 	}
 	var o graphclient.PasskeyCreationOptions
 	err := r.x.call(ctx, func(ctx context.Context) error {
@@ -47,7 +47,9 @@ func (r *run) passkeyOptions(ctx context.Context, op events.Op) ([]events.OpResu
 	if len(o.ExcludeCredentials) == 1 {
 		keys = "key"
 	}
-	res := result(op, graphclient.KindFIDO2, "", events.OutcomeCreated, fmt.Sprintf("challenge valid until %s, %d %s excluded",
+	// Unchanged: a challenge is no change to the user's methods (and so
+	// no notification); the registration that follows is.
+	res := result(op, graphclient.KindFIDO2, "", events.OutcomeUnchanged, fmt.Sprintf("challenge valid until %s, %d %s excluded",
 		o.ChallengeExpires.UTC().Format(time.RFC3339), len(o.ExcludeCredentials), keys))
 	res.Secret = sealed
 	return []events.OpResult{res}, nil

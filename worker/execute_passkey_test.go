@@ -16,7 +16,7 @@ import (
 // openOptions opens the sealed options of a passkeyOptions result.
 func openOptions(t *testing.T, res []events.OpResult, station nkeys.KeyPair) events.PasskeyOptions {
 	t.Helper()
-	if len(res) != 1 || res[0].Outcome != events.OutcomeCreated || res[0].Secret == nil || res[0].Secret.Kind != events.SecretPasskeyOptions {
+	if len(res) != 1 || res[0].Outcome != events.OutcomeUnchanged || res[0].Secret == nil || res[0].Secret.Kind != events.SecretPasskeyOptions {
 		t.Fatalf("options result %+v", res)
 	}
 	plain, err := events.Open(res[0].Secret, station)
