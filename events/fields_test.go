@@ -16,7 +16,7 @@ func TestUnknownFieldListsAllowed(t *testing.T) {
 		want                   []string // parts of the message
 	}{
 		{"email in email.set", TypeEmailSet, `{"email":"a@example.org"}`, "data.email",
-			[]string{"the fields here are dryRun, verification, emailAddress", `authflow.email.set.v1 takes "emailAddress"`}},
+			[]string{"the fields here are dryRun, verification, effectiveAt, emailAddress", `authflow.email.set.v1 takes "emailAddress"`}},
 		{"emailAddress in a flow", TypeEmployeeJoined, `{"emailAddress":"a@example.org"}`, "data.emailAddress",
 			[]string{"mobilePhone, alternateMobilePhone, officePhone, smsSignIn, email, tap", `the flows take "email"`}},
 		{"mobilePhone in phone.set", TypePhoneSet, `{"mobilePhone":"+1 4255550100"}`, "data.mobilePhone",
@@ -28,7 +28,7 @@ func TestUnknownFieldListsAllowed(t *testing.T) {
 		{"nested", TypeTAPIssue, `{"sealTo":"` + testSealTo + `","lifetime":60}`, "data.lifetime",
 			[]string{"lifetimeInMinutes, usableOnce, startDateTime, sealTo"}},
 		{"no alias", TypePhoneRemove, `{"kind":"mobile"}`, "data.kind",
-			[]string{"the fields here are dryRun, verification, phoneType"}},
+			[]string{"the fields here are dryRun, verification, effectiveAt, phoneType"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := (Decoder{}).Decode(event(c.typ, "adele@contoso.example", c.data))
