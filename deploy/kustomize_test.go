@@ -208,6 +208,7 @@ func TestKustomize(t *testing.T) {
 				namespace:  true,
 				monitoring: monitoring,
 				imds:       overlay == "managed-identity",
+				ingress:    true,
 			}
 			t.Run(strings.TrimPrefix(dir, "/"), func(t *testing.T) {
 				if _, err := decodeTyped(dir, out); err != nil {
@@ -308,7 +309,7 @@ func checkReconcileComponent(t *testing.T, fsys filesys.FileSystem, overlay stri
 		}
 		return mine
 	})
-	checkK8sSet(t, k8sSet{name: dir, objs: rest, given: given, namespace: true, imds: overlay == "managed-identity"})
+	checkK8sSet(t, k8sSet{name: dir, objs: rest, given: given, namespace: true, imds: overlay == "managed-identity", ingress: true})
 	if len(np) != 1 {
 		t.Fatalf("%d NetworkPolicies authflow-reconcile, want 1", len(np))
 	}

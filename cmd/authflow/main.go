@@ -43,6 +43,7 @@ func commands() map[string]command {
 		"bench":    {"measure throughput, latency, throttling and memory on this machine", runBench},
 		"version":  {"print the version, the VCS revision and the Go version of this binary", runVersion},
 	}
+	cmds["scheduled"] = command{"list the future-dated events waiting for their effectiveAt (scheduled list)", runScheduled}
 	cmds["reconcile"] = command{"compare an HR export with Graph, report drift (--apply: publish the corrections)", runReconcile}
 	return cmds
 }
