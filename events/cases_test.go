@@ -20,6 +20,10 @@ type badCase struct {
 }
 
 func badCases() []badCase {
+	return append(baseBadCases(), passkeyBadCases()...)
+}
+
+func baseBadCases() []badCase {
 	valid := event(TypeEmployeeJoined, "adele.vance@contoso.com", `{"mobilePhone":"+1 4255550100"}`)
 	joined := func(data string) []byte { return event(TypeEmployeeJoined, "adele.vance@contoso.com", data) }
 	subject := func(s string) []byte { return event(TypeMethodsInventory, s, `{}`) }

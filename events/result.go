@@ -195,7 +195,7 @@ type OpResult struct {
 	// phone number or address: use MaskPhone and MaskEmail.
 	Detail  string          `json:"detail,omitempty"`
 	Error   *ErrorInfo      `json:"error,omitempty"`
-	Secret  *Sealed         `json:"secret,omitempty"`  // issueTap, issueQrCodePin, resetPassword
+	Secret  *Sealed         `json:"secret,omitempty"`  // issueTap, issueQrCodePin, resetPassword, passkeyOptions
 	Methods []MethodSummary `json:"methods,omitempty"` // readMethods
 }
 
@@ -206,6 +206,9 @@ type MethodSummary struct {
 	DisplayName string    `json:"displayName,omitempty"`
 	Detail      string    `json:"detail,omitempty"` // e.g. "mobile +1 ******0100"; masked like OpResult.Detail
 	CreatedAt   time.Time `json:"createdDateTime,omitzero"`
+	// Default marks the user's default MFA method, when known (the worker
+	// reads it only with --graph-beta default-method).
+	Default bool `json:"default,omitempty"`
 }
 
 // MethodKinds returns every Graph method kind.
@@ -311,7 +314,7 @@ func hasMember(v *value, path ...string) bool {
 
 const (
 	maxDetailLen     = 256
-	maxCiphertextLen = 4096
+	maxCiphertextLen = 24 << 10 // sealed passkey options (16 KiB) in base64
 )
 
 func (r *Result) validate() *Error {

@@ -442,7 +442,7 @@ func TestDocExamples(t *testing.T) {
 	for name, ev := range events {
 		err := p.CheckAuth(ev, raws[name], nil)
 		switch ev.Source {
-		case "hr/workday", "helpdesk/servicenow":
+		case "hr/workday", "helpdesk/servicenow", "enrolment/desk-1":
 			if CodeOf(err) != CodeBadSignature {
 				t.Errorf("example policy, unsigned %s: %v, want bad_signature", name, err)
 			}

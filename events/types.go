@@ -44,6 +44,7 @@ func Types() []string {
 		TypePhoneSet, TypePhoneRemove, TypeSMSSignInEnable, TypeSMSSignInDisable,
 		TypeEmailSet, TypeEmailRemove, TypeTAPIssue, TypeTAPRemove,
 		TypeQRCodeIssue, TypeQRCodeRemove, TypeMethodRemove, TypePasswordReset,
+		TypePasskeyOptions, TypePasskeyRegister,
 	}
 }
 
@@ -95,6 +96,10 @@ func newPayload(typ string) (payload, bool) {
 		return new(MethodRemove), true
 	case TypePasswordReset:
 		return new(PasswordReset), true
+	case TypePasskeyOptions:
+		return new(PasskeyOptionsRequest), true
+	case TypePasskeyRegister:
+		return new(PasskeyRegister), true
 	}
 	return nil, false
 }

@@ -40,6 +40,10 @@ type Config struct {
 	// Plain http is accepted with Token, and with Credential only for a
 	// loopback host.
 	BaseURL string
+	// BetaURL is the Graph beta root, for the few beta calls
+	// (SignInPreferences). Defaults to BaseURL with its "/v1.0" replaced by
+	// "/beta"; it must have BaseURL's scheme and host.
+	BetaURL string
 	// Token is a static bearer token (the emulator). Exactly one of Token
 	// and Credential must be set.
 	Token string
@@ -72,6 +76,7 @@ type Config struct {
 // Client performs typed Graph operations. It is safe for concurrent use.
 type Client struct {
 	base     *url.URL
+	beta     *url.URL // nil: no beta calls
 	adapter  abs.RequestAdapter
 	tokens   *tokenProvider
 	throttle *Throttle
@@ -101,6 +106,10 @@ func New(cfg Config) (*Client, error) {
 	case strings.ContainsAny(cfg.Token, "\r\n"):
 		return nil, errors.New("graphclient config: Token contains a line break")
 	}
+	beta, err := betaBaseURL(base, cfg.BetaURL)
+	if err != nil {
+		return nil, fmt.Errorf("graphclient config: %w", err)
+	}
 	scopes := cfg.Scopes
 	if len(scopes) == 0 {
 		scopes = []string{DefaultScope}
@@ -112,6 +121,7 @@ func New(cfg Config) (*Client, error) {
 
 	c := &Client{
 		base:         base,
+		beta:         beta,
 		tokens:       tokens,
 		throttle:     cfg.Throttle,
 		observe:      cfg.Observe,

@@ -118,6 +118,11 @@ type Config struct {
 	NATSTimeout time.Duration
 	// PasswordMode picks the password reset API. Defaults to PasswordPatch.
 	PasswordMode PasswordMode
+	// BetaDefaultMethod reads and moves users' default MFA method through
+	// Graph beta's signInPreferences (--graph-beta default-method): Graph
+	// must then also implement SignInPreferences and SetPreferredMethod.
+	// Off, the worker uses Graph v1.0 only.
+	BetaDefaultMethod bool
 
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
@@ -222,6 +227,9 @@ func (c Config) validateSettings() error {
 		if v < lo || v > hi {
 			bad(field, "must be %s..%s, got %s", lo, hi, v)
 		}
+	}
+	if _, ok := c.Graph.(signInPrefs); c.BetaDefaultMethod && c.Graph != nil && !ok {
+		bad("BetaDefaultMethod", "needs a Graph that implements SignInPreferences and SetPreferredMethod")
 	}
 	intRange("Partitions", c.Partitions, 1, MaxPartitions)
 	intRange("Concurrency", c.Concurrency, 1, 10000)

@@ -51,23 +51,25 @@ const (
 	HeaderEventSequence = "Authflow-Event-Sequence"
 )
 
-// interactiveSlots is how many interactive events one replica runs at once,
-// beside Concurrency.
-func (w *Worker) interactiveSlots() int { return max(4, w.cfg.Concurrency/4) }
+// interactiveSlots is how many interactive pointers one replica works on at
+// once. Each event they apply takes a Concurrency slot ahead of bulk work
+// (slots.go), so the lane can use the whole Concurrency when it needs it —
+// an interactive event for a user with k queued bulk events applies k+1.
+func (w *Worker) interactiveSlots() int { return max(16, w.cfg.Concurrency) }
 
-// fairSlots is how many fair-lane events one replica runs at once, beside
-// Concurrency: the share a minority bulk source gets while another source's
-// backlog drains through the partitions.
+// fairSlots is how many fair-lane pointers one replica works on at once:
+// the share of Concurrency a minority bulk source gets, ahead of the
+// partitions, while another source's backlog drains.
 func (w *Worker) fairSlots() int { return max(2, w.cfg.Concurrency/8) }
 
 // runLanes starts the scanner and the lanes' consumers; they stop when ctx
 // ends, after the events in hand are done (work).
 func (w *Worker) runLanes(ctx, work context.Context, wg *sync.WaitGroup) error {
 	for _, l := range []struct {
-		name  string
-		slots int
-	}{{interactiveConsumer, w.interactiveSlots()}, {fairConsumer, w.fairSlots()}} {
-		if err := w.runLane(ctx, work, wg, l.name, l.slots); err != nil {
+		name         string
+		slots, class int
+	}{{interactiveConsumer, w.interactiveSlots(), classInteractive}, {fairConsumer, w.fairSlots(), classFair}} {
+		if err := w.runLane(ctx, work, wg, l.name, l.slots, l.class); err != nil {
 			return err
 		}
 	}
@@ -81,7 +83,7 @@ func (w *Worker) runLanes(ctx, work context.Context, wg *sync.WaitGroup) error {
 
 // runLane hands the pointers of one lane's consumer to up to slots
 // goroutines.
-func (w *Worker) runLane(ctx, work context.Context, wg *sync.WaitGroup, name string, n int) error {
+func (w *Worker) runLane(ctx, work context.Context, wg *sync.WaitGroup, name string, n, class int) error {
 	cons, err := w.js.Consumer(ctx, PriorityStream, name)
 	if err != nil {
 		return fmt.Errorf("worker lane consumer %s: %w", name, err)
@@ -122,7 +124,7 @@ func (w *Worker) runLane(ctx, work context.Context, wg *sync.WaitGroup, name str
 				defer running.Done()
 				defer func() { <-slots }()
 				defer stop()
-				w.pointer(work, msg)
+				w.pointer(work, msg, class)
 			}()
 		}
 	}()
@@ -278,7 +280,7 @@ func (w *Worker) partitionFloor(ctx context.Context, p int) (uint64, error) {
 // pointer handles one pointer of a lane (interactive or fair): the earlier unacked events of its key,
 // in order, then its event; the pointer is acked once all are applied, and
 // handed back with a delay when one of them must be retried later.
-func (w *Worker) pointer(ctx context.Context, ptr jetstream.Msg) {
+func (w *Worker) pointer(ctx context.Context, ptr jetstream.Msg, class int) {
 	seq, err := strconv.ParseUint(ptr.Headers().Get(HeaderEventSequence), 10, 64)
 	if err != nil {
 		w.log.Error("interactive pointer without a sequence; dropping it", "err", err)
@@ -300,10 +302,10 @@ func (w *Worker) pointer(ctx context.Context, ptr jetstream.Msg) {
 		_ = ptr.NakWithDelay(time.Second)
 		return
 	}
-	// Priority inheritance: the key's earlier events first, in order, in
-	// this lane's slot (not behind the bulk work).
+	// Priority inheritance: the key's earlier events first, in order, each
+	// in a slot of this lane's class (ahead of the bulk work).
 	err = w.inOrder(ctx, ev.Subject, seq, false, func(ctx context.Context, m *jetstream.RawStreamMsg) string {
-		return w.handle(ctx, &storedMsg{m: m})
+		return w.handleIn(ctx, m, class)
 	})
 	if err != nil {
 		if ctx.Err() == nil {
@@ -312,7 +314,7 @@ func (w *Worker) pointer(ctx context.Context, ptr jetstream.Msg) {
 		_ = ptr.NakWithDelay(time.Second)
 		return
 	}
-	if !w.applyStored(ctx, ev) {
+	if !w.applyStored(ctx, ev, class) {
 		_ = ptr.NakWithDelay(w.cfg.RedeliveryDelay)
 		return
 	}
@@ -337,10 +339,10 @@ func (w *Worker) getStored(ctx context.Context, s jetstream.Stream, seq uint64, 
 
 // applyStored runs a stored event through the one handling path until it
 // has its result; false when it must be retried later.
-func (w *Worker) applyStored(ctx context.Context, m *jetstream.RawStreamMsg) bool {
+func (w *Worker) applyStored(ctx context.Context, m *jetstream.RawStreamMsg, class int) bool {
 	deadline := time.Now().Add(w.cfg.AttemptTimeout)
 	for {
-		switch outcome := w.handle(ctx, &storedMsg{m: m}); outcome {
+		switch outcome := w.handleIn(ctx, m, class); outcome {
 		case outcomeSucceeded, outcomeFailed, outcomeRejected, outcomeDuplicate:
 			return true
 		case outcomeBusy:
@@ -353,6 +355,15 @@ func (w *Worker) applyStored(ctx context.Context, m *jetstream.RawStreamMsg) boo
 			return false
 		}
 	}
+}
+
+// handleIn handles a stored event in a Concurrency slot of class.
+func (w *Worker) handleIn(ctx context.Context, m *jetstream.RawStreamMsg, class int) string {
+	if w.slots.acquire(ctx, class) != nil {
+		return outcomeAbandoned
+	}
+	defer w.slots.release()
+	return w.handle(ctx, &storedMsg{m: m})
 }
 
 // partitionOfStored reads p of a stored subject authflow.events.<p>.<key>.

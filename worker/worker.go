@@ -26,7 +26,7 @@ type Worker struct {
 	x       *executor
 	log     *slog.Logger
 	metrics *Metrics
-	sem     chan struct{}
+	slots   *slots // Concurrency, by class (slots.go)
 
 	// Keeping each key's order with several events of a partition in
 	// flight (order.go).
@@ -97,7 +97,7 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 		limiter: limiter,
 		log:     log,
 		metrics: cfg.Metrics,
-		sem:     make(chan struct{}, cfg.Concurrency),
+		slots:   newSlots(cfg.Concurrency),
 		turns:   newTurnstile(),
 		x: &executor{
 			graph:   cfg.Graph,
@@ -107,6 +107,7 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 			now:     cfg.Now,
 			hook:    cfg.Hook,
 			metrics: cfg.Metrics,
+			prefs:   betaPrefs(cfg),
 		},
 	}
 	return w, nil
@@ -263,12 +264,10 @@ func (w *Worker) runDelivery(ctx, work context.Context, msg jetstream.Msg, order
 			w.turns.enter(seq)
 			defer w.turns.leave(seq)
 			err := w.inOrder(ctx, msg.Subject(), seq, true, func(ctx context.Context, m *jetstream.RawStreamMsg) string {
-				select {
-				case w.sem <- struct{}{}:
-				case <-ctx.Done():
+				if w.slots.acquire(ctx, classBulk) != nil {
 					return outcomeAbandoned
 				}
-				defer func() { <-w.sem }()
+				defer w.slots.release()
 				return w.handle(work, &storedMsg{m: m})
 			})
 			if err != nil {
@@ -283,14 +282,12 @@ func (w *Worker) runDelivery(ctx, work context.Context, msg jetstream.Msg, order
 			}
 		}
 	}
-	select {
-	case w.sem <- struct{}{}:
-	case <-ctx.Done():
+	if w.slots.acquire(ctx, classBulk) != nil {
 		_ = msg.Nak()
 		return
 	}
 	w.handle(work, msg)
-	<-w.sem
+	w.slots.release()
 }
 
 // pollConsumerStats refreshes the pending gauges every few seconds.

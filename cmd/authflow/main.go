@@ -38,6 +38,7 @@ func commands() map[string]command {
 		"dlq":      {"list, show or replay dead letters", runDLQ},
 		"keys":     {"make a signing key (new-signing) or a sealing key (new-sealing)", runKeys},
 		"open":     {"open the sealed secrets of a result with the recipient's seed", runOpen},
+		"enrol":    {"enrolment station: register a passkey on behalf of a user (options, ceremony, register)", runEnrol},
 		"check":    {"pre-flight checks: NATS, streams, ledger, Graph token and permissions", runCheck},
 		"emulator": {"serve the Microsoft Graph emulator over HTTP", runEmulator},
 		"bench":    {"measure throughput, latency, throttling and memory on this machine", runBench},

@@ -25,6 +25,7 @@ import (
 type workerFlags struct {
 	nats   natsFlags
 	graph  graphFlags
+	beta   graphBeta
 	notify notifyFlags
 
 	policy          string
@@ -52,6 +53,7 @@ func (f *workerFlags) register(fsName string, stderr io.Writer) *flag.FlagSet {
 	fs := newFlagSet(fsName, stderr)
 	f.nats.register(fs)
 	f.graph.register(fs)
+	f.beta.register(fs)
 	f.notify.register(fs)
 	fs.StringVar(&f.policy, "policy", "", "policy `FILE` (YAML): sources, types, signatures, protected users; required")
 	fs.IntVar(&f.partitions, "partitions", worker.DefaultPartitions, "partitions of the events stream (one consumer each; the server allows 1000 per stream); change only on a drained stream")
@@ -129,6 +131,7 @@ func (f *workerFlags) config(policy *events.Policy) worker.Config {
 		RedeliveryDelay:   f.redelivery,
 		ShutdownTimeout:   f.shutdownTimeout,
 		PasswordMode:      worker.PasswordMode(f.passwordMode),
+		BetaDefaultMethod: f.beta.has(betaDefaultMethod),
 	}
 }
 
@@ -303,7 +306,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	bi, _ := debug.ReadBuildInfo()
 	build := buildVersion(worker.Version, bi)
 	log.Info("authflow worker starting", "version", build.Version, "revision", build.Revision, "go", build.GoVersion,
-		"nats", redactURLs(mustURLs(&f.nats)), "graph", f.graph.describe(), "policy", f.policy,
+		"nats", redactURLs(mustURLs(&f.nats)), "graph", f.graph.describe(), "graph_beta", f.beta.String(), "policy", f.policy,
 		"metrics", "http://"+ln.Addr().String()+"/metrics", "partitions", f.partitions,
 		"concurrency", f.concurrency, "partition_inflight", f.inflight, "replicas", f.replicas, "seal_key", w.SealPublicKey())
 
