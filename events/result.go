@@ -33,12 +33,20 @@ const (
 	StatusSucceeded Status = "succeeded" // every operation ended created, updated, deleted, unchanged or skipped
 	StatusFailed    Status = "failed"    // an operation failed, or the user was not found
 	StatusRejected  Status = "rejected"  // refused before any write: bad input, signature, replay, policy
+	// StatusPendingApproval is interim: the event is parked until an
+	// approver decides it or its approval rule's timeout ends it; its final
+	// result follows (approval.go).
+	StatusPendingApproval Status = "pending_approval"
 )
 
 // Valid reports whether s is one of the statuses.
 func (s Status) Valid() bool {
-	return s == StatusSucceeded || s == StatusFailed || s == StatusRejected
+	return s == StatusSucceeded || s == StatusFailed || s == StatusRejected || s == StatusPendingApproval
 }
+
+// Final reports whether an event's result with status s is its last: every
+// status but pending_approval.
+func (s Status) Final() bool { return s.Valid() && s != StatusPendingApproval }
 
 // Outcome is how one operation ended. In a dry run it is what the
 // operation would have done, and nothing was written.
@@ -113,6 +121,9 @@ type ResultData struct {
 	Error      *ErrorInfo  `json:"error,omitempty"`      // why the event failed or was rejected
 	Provenance *Provenance `json:"provenance,omitempty"` // who asked, as the event says
 	Redrive    *Redrive    `json:"redrive,omitempty"`    // set when an operator re-drove the event
+	// Approval is set on the results of an event an approval rule parked:
+	// the pending one and the final one (approval.go).
+	Approval *ResultApproval `json:"approval,omitempty"`
 	// Extensions are the event's CloudEvents extension attributes
 	// (Event.Extensions), copied so a receiver can correlate the result
 	// with what it sent; absent when the event had none or did not decode.
@@ -158,7 +169,9 @@ type Redrive struct {
 //     signature, policy, freshness, a re-used id): the same bytes get the
 //     same rejection, and a forged or broken copy can never take the place
 //     of the genuine event's result;
-//   - EventKey(source, id) + ":redrive-N" for the result of the N-th re-drive.
+//   - EventKey(source, id) + ":redrive-N" for the result of the N-th re-drive;
+//   - EventKey(source, id) + ":pending" for the interim result of an event
+//     parked for approval (PendingResultID); its final result has the key.
 func ResultID(source, id string, rejectedBody []byte, redrive int) string {
 	k := EventKey(source, id)
 	switch {
@@ -356,10 +369,13 @@ func (r *Result) validate() *Error {
 		}
 	}
 	if !d.Status.Valid() {
-		return invalid("data.status", "must be succeeded, failed or rejected")
+		return invalid("data.status", "must be succeeded, failed, rejected or pending_approval")
 	}
-	if (d.Status == StatusSucceeded) != (d.Error == nil) {
+	if (d.Status == StatusSucceeded || d.Status == StatusPendingApproval) != (d.Error == nil) {
 		return invalid("data.error", "required when, and only when, the status is failed or rejected")
+	}
+	if err := d.validateApproval(r.ID); err != nil {
+		return err
 	}
 	if err := checkInfo("data.error", d.Error); err != nil {
 		return err
