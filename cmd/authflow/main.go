@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
 	"sort"
@@ -28,7 +29,7 @@ type command struct {
 
 // commands is filled by the files of this package, one file per subcommand.
 func commands() map[string]command {
-	return map[string]command{
+	cmds := map[string]command{
 		"worker":   {"run the worker: consume events, apply them to Microsoft Graph, publish results", runWorker},
 		"dev":      {"local demo: embedded JetStream + Graph emulator + worker + demo events", runDev},
 		"send":     {"build, validate, sign and publish an event (--wait: print its result)", runSend},
@@ -42,6 +43,8 @@ func commands() map[string]command {
 		"bench":    {"measure throughput, latency, throttling and memory on this machine", runBench},
 		"version":  {"print the version, the VCS revision and the Go version of this binary", runVersion},
 	}
+	maps.Copy(cmds, approvalCommands())
+	return cmds
 }
 
 // exitError carries a specific exit status out of a subcommand.
