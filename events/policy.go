@@ -131,7 +131,7 @@ func DevPolicy() *Policy {
 // an error.
 func DevPolicyWith(approverPub string) (*Policy, error) {
 	if !reUserKey.MatchString(approverPub) || !nkeys.IsValidPublicUserKey(approverPub) {
-		return nil, fmt.Errorf("development policy: approver %s is not an nkeys user public key", quote(approverPub))
+		return nil, fmt.Errorf("approver %s is not an nkeys user public key", quote(approverPub))
 	}
 	p := DevPolicy()
 	p.approvers = []string{approverPub}
