@@ -58,6 +58,7 @@ compose-down: ## stop the compose cluster and delete its volumes
 	$(COMPOSE) $(COMPOSE_ARGS) down -v
 
 .PHONY: bench
-bench: build ## events micro-benchmarks, then authflow bench on this machine (~3 min; BENCH_FLAGS=... adds flags)
+bench: build ## events and ingress micro-benchmarks, then authflow bench on this machine (~6 min; BENCH_FLAGS=... adds flags)
 	$(GO) test -run '^$$' -bench . -benchmem ./events/
+	$(GO) test -run '^$$' -bench BenchmarkIngress -benchtime 5s ./ingress/
 	$(BIN) bench $(BENCH_FLAGS)

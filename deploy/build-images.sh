@@ -12,10 +12,11 @@
 #   GOARCH           target architecture       (default: the host's)
 #   CA_BUNDLE        CA certificates to copy   (default /etc/ssl/certs/ca-certificates.crt)
 #
-# It also makes the local cluster's development sealing key, deploy/secrets/seal.seed, once:
-# the seed both compose workers seal secrets with (AUTHFLOW_SEAL_KEY_FILE). It is generated on
-# this machine, never committed (deploy/secrets/.gitignore), and kept across runs so the
-# workers' public key stays the same; delete it to get a new one.
+# It also makes the local cluster's development keys once: deploy/secrets/seal.seed, the seed
+# both compose workers seal secrets with (AUTHFLOW_SEAL_KEY_FILE), and
+# deploy/secrets/ingress-<source>.seed, the keys the compose ingress signs each source's events
+# with. They are generated on this machine, never committed (deploy/secrets/.gitignore), and
+# kept across runs so their public keys stay the same; delete one to get a new one.
 set -euo pipefail
 
 deploy_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -95,35 +96,50 @@ docker run --rm "$NATS_IMAGE" --version
 docker run --rm "$AUTHFLOW_IMAGE" help >/dev/null
 echo "build-images: built $AUTHFLOW_IMAGE and $NATS_IMAGE"
 
-# The development sealing key of deploy/compose.yaml. `authflow keys new-sealing` runs in the
-# image (no host binary is needed) and prints the key pair; only the seed line is kept, with
-# the public key as a comment. Owner root, group 65532 (the workers' user), mode 0440: the
-# workers read it through a bind mount, and `--seal-key-file` refuses a seed any other user
-# can read (whoever reads it can open every secret sealed with it). A key for the emulator cluster only: production
-# keys come from a secret store (deploy/README.md, "Sealing key").
-seal_key="$deploy_dir/secrets/seal.seed"
-# A compose started before this script made the file leaves an empty directory in its place
-# (Docker creates a missing bind-mount source as one).
-if [[ -d $seal_key ]]; then
-	rmdir "$seal_key" || die "$seal_key is a directory; remove it"
-fi
-if [[ ! -s $seal_key ]]; then
-	pair=$(docker run --rm --network none "$AUTHFLOW_IMAGE" keys new-sealing 2>/dev/null)
-	# Cut out in the shell, so the seed goes through no other process or file.
-	public=${pair#*public: } && public=${public%%$'\n'*}
-	seed=${pair#*seed: } && seed=${seed#"${seed%%[! ]*}"} && seed=${seed%%$'\n'*}
-	unset pair
-	[[ $public == X* && $seed == SX* ]] || die "authflow keys new-sealing printed no curve key pair"
-	tmp=$(mktemp "$deploy_dir/secrets/.seal.seed.XXXXXX")
-	printf '# Development sealing key of deploy/compose.yaml, made by build-images.sh.\n# public: %s\n%s\n' \
-		"$public" "$seed" >"$tmp"
-	unset seed
-	chmod 0400 "$tmp"
-	mv "$tmp" "$seal_key"
-	echo "build-images: made the dev sealing key deploy/secrets/seal.seed (public $public)"
-fi
-if [[ $(id -u) == 0 ]]; then
-	chown 0:65532 "$seal_key" && chmod 0440 "$seal_key"
-elif [[ $(stat -c '%u:%g %a' "$seal_key") != "0:65532 440" ]]; then
-	die "deploy/secrets/seal.seed must be owned by root, group 65532 (the workers' user), mode 0440; run once: sudo chown 0:65532 $seal_key && sudo chmod 0440 $seal_key"
-fi
+# The development keys of deploy/compose.yaml, made once and kept across runs so their public
+# keys stay the same: the workers' sealing key (secrets/seal.seed) and the ingress's signing
+# key of each source (secrets/ingress-<source>.seed). `authflow keys new-sealing|new-signing`
+# runs in the image (no host binary is needed) and prints the key pair; only the seed line is
+# kept, with the public key as a comment. Owner root, group 65532 (the containers' user), mode
+# 0440: the containers read them through bind mounts, and `--seal-key-file` refuses a seed any
+# other user can read (whoever reads the sealing key can open every secret sealed with it).
+# Keys for the emulator cluster only: production keys come from a secret store
+# (deploy/README.md, "Sealing key").
+#
+# make_key FILE KIND PREFIX WHAT: KIND new-sealing or new-signing, PREFIX the public key's
+# first letter (X curve, U user).
+make_key() {
+	local key=$1 kind=$2 prefix=$3 what=$4 rel=${1#"$deploy_dir/"}
+	# A compose started before this script made the file leaves an empty directory in its
+	# place (Docker creates a missing bind-mount source as one).
+	if [[ -d $key ]]; then
+		rmdir "$key" || die "$key is a directory; remove it"
+	fi
+	if [[ ! -s $key ]]; then
+		local pair public seed tmp
+		pair=$(docker run --rm --network none "$AUTHFLOW_IMAGE" keys "$kind" 2>/dev/null)
+		# Cut out in the shell, so the seed goes through no other process or file.
+		public=${pair#*public: } && public=${public%%$'\n'*}
+		seed=${pair#*seed: } && seed=${seed#"${seed%%[! ]*}"} && seed=${seed%%$'\n'*}
+		unset pair
+		[[ $public == "$prefix"* && $seed == S"$prefix"* ]] || die "authflow keys $kind printed no key pair"
+		tmp=$(mktemp "$(dirname "$key")/.$(basename "$key").XXXXXX")
+		printf '# %s of deploy/compose.yaml, made by build-images.sh.\n# public: %s\n%s\n' \
+			"$what" "$public" "$seed" >"$tmp"
+		unset seed
+		chmod 0400 "$tmp"
+		mv "$tmp" "$key"
+		echo "build-images: made $what deploy/$rel (public $public)"
+	fi
+	if [[ $(id -u) == 0 ]]; then
+		chown 0:65532 "$key" && chmod 0440 "$key"
+	elif [[ $(stat -c '%u:%g %a' "$key") != "0:65532 440" ]]; then
+		die "deploy/$rel must be owned by root, group 65532 (the containers' user), mode 0440; run once: sudo chown 0:65532 $key && sudo chmod 0440 $key"
+	fi
+}
+
+make_key "$deploy_dir/secrets/seal.seed" new-sealing X "the development sealing key"
+# One per source of deploy/ingress/dev-ingress.yaml.
+for source in hr-workday helpdesk-servicenow helpdesk-jira; do
+	make_key "$deploy_dir/secrets/ingress-$source.seed" new-signing U "the ingress's development signing key"
+done

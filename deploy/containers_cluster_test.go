@@ -245,7 +245,7 @@ func newCluster(ctx context.Context, t *testing.T) *cluster {
 }
 
 // startCluster starts the topology of compose.yaml on a new private network and waits until
-// every NATS node is healthy, the emulator answers and both workers are ready. Everything is
+// every NATS node is healthy, the emulator answers and both workers and the ingress are ready. Everything is
 // removed when the test ends.
 func startCluster(ctx context.Context, t *testing.T) *cluster {
 	t.Helper()
@@ -279,6 +279,11 @@ func startCluster(ctx context.Context, t *testing.T) *cluster {
 			return c.workerReady(ctx, w)
 		})
 	}
+	// The ingress is ready once it reaches JetStream and the events stream exists.
+	c.eventually(ctx, readyTimeout, "ingress ready", func(ctx context.Context) error {
+		_, err := c.get(ctx, "ingress", "8090/tcp", "/readyz")
+		return err
+	})
 	t.Logf("topology running in %s on network %s", time.Since(began).Round(time.Second), c.network.Name)
 	return c
 }
@@ -801,4 +806,30 @@ func (c *cluster) succeeded(ctx context.Context, worker string) float64 {
 		c.t.Fatalf("metrics of %s: %v", worker, err)
 	}
 	return n
+}
+
+// ingressPost POSTs body to the ingress's path over its published port with Prefer: wait and
+// the given headers (name, value pairs) and returns the status and the answer.
+func (c *cluster) ingressPost(ctx context.Context, path string, body []byte, kv ...string) (int, []byte) {
+	c.t.Helper()
+	base, err := c.hostURL(ctx, "ingress", "8090/tcp")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+path, bytes.NewReader(body))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req.Header.Set("Prefer", "wait=30")
+	for i := 0; i+1 < len(kv); i += 2 {
+		req.Header.Set(kv[i], kv[i+1])
+	}
+	resp, err := (&http.Client{Timeout: sendTimeout}).Do(req)
+	if err != nil {
+		c.t.Fatalf("ingress: POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	c.t.Logf("ingress: POST %s: %s\n%s", path, resp.Status, bytes.TrimSpace(out))
+	return resp.StatusCode, out
 }

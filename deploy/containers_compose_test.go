@@ -16,9 +16,10 @@ import (
 // that the two cannot drift apart. This file turns each compose service into a
 // containerSpec; containers_cluster_test.go starts the specs with testcontainers.
 
-// topologyOrder is the order the services start in: the NATS nodes, the emulator, then the
-// workers (compose's depends_on says the same).
-var topologyOrder = []string{"nats-1", "nats-2", "nats-3", "emulator", "worker-1", "worker-2"}
+// topologyOrder is the order the services start in: the NATS nodes, the emulator, the
+// workers, then the ingress (compose's depends_on says the same; the ingress is ready once a
+// worker made the streams).
+var topologyOrder = []string{"nats-1", "nats-2", "nats-3", "emulator", "worker-1", "worker-2", "ingress"}
 
 // composeKeys are the service settings the translation understands. Anything else in
 // compose.yaml fails the test rather than being dropped silently.
@@ -258,6 +259,13 @@ func TestComposeSpecs(t *testing.T) {
 				}
 				if !slices.Contains(s.tmpfs, "/tmp") {
 					t.Errorf("tmpfs %q, want /tmp", s.tmpfs)
+				}
+			case s.name == "ingress":
+				if !slices.Equal(s.ports, []string{"8090/tcp", "9090/tcp"}) {
+					t.Errorf("ports %q, want 8090/tcp and 9090/tcp", s.ports)
+				}
+				if len(s.files) != 1+len(devIngressKeys) {
+					t.Errorf("files %+v, want the configuration and %d seeds", s.files, len(devIngressKeys))
 				}
 			}
 		})

@@ -3,6 +3,7 @@ package deploy
 import (
 	"cmp"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -135,6 +136,38 @@ func TestClusterEndToEnd(t *testing.T) {
 	out = c.send(ctx, "authflow.phone.set.v1", "--subject", alex, "--data", `{"phoneType":"mobile","phoneNumber":"call me maybe"}`, "--wait")
 	if out.exit != exitUsage || strings.Contains(out.stderr, "published") || !strings.Contains(out.stderr, "invalid event") {
 		t.Errorf("invalid event: exit %d, stderr %q: want 2 and an invalid-event message, nothing published", out.exit, out.stderr)
+	}
+
+	// Through the HTTP ingress (its development configuration, ingress/dev-ingress.yaml):
+	// a CloudEvent from Workday's credentials, then ServiceNow's own incident JSON on its
+	// hook route, each answered with its result (Prefer: wait).
+	workday := "Basic " + base64.StdEncoding.EncodeToString([]byte("workday:dev-workday-password"))
+	ev, err := events.MarshalEvent("compose-ingress-1", "hr/workday", events.TypeMethodsInventory, alex, time.Now(), json.RawMessage(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, body := c.ingressPost(ctx, "/v1/events", ev, "Authorization", workday, "Content-Type", "application/cloudevents+json")
+	if res, err := events.DecodeResult(body); code != 200 || err != nil || res.Data.Status != events.StatusSucceeded {
+		t.Errorf("ingress, an inventory of %s: %d %v, want 200 with a succeeded result", alex, code, err)
+	}
+	incident := fmt.Sprintf(`{"number":"INC0020001","sys_updated_on":%q,"caller_id":{"email":%q},`+
+		`"assigned_to":{"name":"Megan Bowen"},"u_verification_method":"callback"}`, time.Now().UTC().Format("2006-01-02 15:04:05"), alex)
+	servicenow := "Basic " + base64.StdEncoding.EncodeToString([]byte("servicenow:dev-servicenow-password"))
+	code, body = c.ingressPost(ctx, "/v1/hooks/servicenow-mfa-reset", []byte(incident), "Authorization", servicenow, "Content-Type", "application/json")
+	res, err = events.DecodeResult(body)
+	if code != 200 || err != nil || res.Data.Status != events.StatusSucceeded || res.Data.Event.Type != events.TypeMFAReset {
+		t.Fatalf("ingress, ServiceNow's MFA reset of %s: %d %v, want 200 with a succeeded mfa.reset result", alex, code, err)
+	}
+	u = c.emulatorUser(ctx, ids[alex])
+	if n := len(u.methods("phoneAuthenticationMethod")) + len(u.methods("emailAuthenticationMethod")); n != 0 || u.SessionsRevoked == 0 {
+		t.Errorf("%s after the MFA reset: %d phone and email methods, sessions revoked %d", alex, n, u.SessionsRevoked)
+	}
+	metrics, err := c.get(ctx, "ingress", "9090/tcp", "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := metricSum(string(metrics), "authflow_ingress_requests_total", `code="200"`); err != nil || n != 2 {
+		t.Errorf("authflow_ingress_requests_total{code=\"200\"} %v (%v), want 2", n, err)
 	}
 }
 

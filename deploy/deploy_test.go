@@ -256,8 +256,9 @@ type containerEnv struct {
 
 type probe struct {
 	HTTPGet *struct {
-		Path string `yaml:"path"`
-		Port any    `yaml:"port"`
+		Path   string `yaml:"path"`
+		Port   any    `yaml:"port"`
+		Scheme string `yaml:"scheme"`
 	} `yaml:"httpGet"`
 }
 
@@ -434,8 +435,9 @@ type k8sSet struct {
 	// the set may refer to them but must not contain them.
 	given []k8sObject
 	// namespace: the set creates the namespace; monitoring: it holds the Prometheus Operator
-	// objects; imds: its credential is managed identity, which needs 169.254.169.254:80.
-	namespace, monitoring, imds bool
+	// objects; imds: its credential is managed identity, which needs 169.254.169.254:80;
+	// ingress: it runs the HTTP ingress beside the worker.
+	namespace, monitoring, imds, ingress bool
 }
 
 // checkK8sSet checks one set of objects that is applied together.
@@ -544,6 +546,23 @@ func checkK8sSet(t *testing.T, set k8sSet) {
 	selectsAPod := func(sel map[string]string) bool {
 		return slices.ContainsFunc(pods, func(m metadata) bool { return selects(sel, m.Labels) })
 	}
+	// componentOf is the component (worker, ingress) of the pods a selector selects.
+	componentOf := func(sel map[string]string) string {
+		i := slices.IndexFunc(pods, func(m metadata) bool { return selects(sel, m.Labels) })
+		if i < 0 {
+			return ""
+		}
+		return pods[i].Labels[componentLabel]
+	}
+	for _, c := range []string{"worker", "ingress"} {
+		has := slices.ContainsFunc(pods, func(m metadata) bool { return m.Labels[componentLabel] == c })
+		switch want := c == "worker" || set.ingress; {
+		case want && !has:
+			t.Errorf("no Deployment of component %s", c)
+		case !want && has:
+			t.Errorf("a Deployment of component %s, which this set must not run", c)
+		}
+	}
 
 	for _, o := range byKind["PodDisruptionBudget"] {
 		var p pdb
@@ -597,7 +616,8 @@ func checkK8sSet(t *testing.T, set k8sSet) {
 	for _, o := range byKind["NetworkPolicy"] {
 		var np networkPolicy
 		o.decode(t, &np)
-		checkNetworkPolicy(t, o, np, selectsAPod, set.imds)
+		component := componentOf(np.Spec.PodSelector.MatchLabels)
+		checkNetworkPolicy(t, o, np, selectsAPod, component, set.imds && component == "worker")
 	}
 }
 
@@ -693,16 +713,33 @@ func checkDeployment(t *testing.T, o k8sObject, d deployment,
 			}
 		}
 	}
-	worker := pod.Containers[0]
+	main := pod.Containers[0]
 	for _, pr := range []struct {
 		name string
 		p    *probe
 		path string
-	}{{"livenessProbe", worker.LivenessProbe, "/healthz"}, {"readinessProbe", worker.ReadinessProbe, "/readyz"}} {
+	}{{"livenessProbe", main.LivenessProbe, "/healthz"}, {"readinessProbe", main.ReadinessProbe, "/readyz"}} {
 		if pr.p == nil || pr.p.HTTPGet == nil || pr.p.HTTPGet.Path != pr.path {
 			t.Errorf("%s: want %s httpGet %s", o, pr.name, pr.path)
 		}
 	}
+	switch c := spec.Template.Metadata.Labels[componentLabel]; c {
+	case "worker":
+		checkWorker(t, o, pod, secretHasKey)
+	case "ingress":
+		checkIngress(t, o, pod, named, secretHasKey)
+	default:
+		t.Errorf("%s: pod label %s %q, want worker or ingress", o, componentLabel, c)
+	}
+}
+
+// componentLabel tells the worker's and the ingress's objects apart.
+const componentLabel = "app.kubernetes.io/component"
+
+// checkWorker checks what is particular to the worker's pods.
+func checkWorker(t *testing.T, o k8sObject, pod podSpec, secretHasKey func(name, key string) bool) {
+	t.Helper()
+	worker := pod.Containers[0]
 	if !slices.Contains(worker.Args, "worker") {
 		t.Errorf("%s: container %s does not run `authflow worker` (args %v)", o, worker.Name, worker.Args)
 	}
@@ -720,6 +757,124 @@ func checkDeployment(t *testing.T, o k8sObject, d deployment,
 		t.Errorf("%s: AUTHFLOW_METRICS_LISTEN %q, want the pod's own address $(POD_IP):PORT", o, v)
 	}
 	checkSealKey(t, o, pod, env["AUTHFLOW_SEAL_KEY_FILE"], secretHasKey)
+}
+
+// ingressHTTPSPort is the container port the ingress serves the senders on.
+const ingressHTTPSPort = "8443"
+
+// checkIngress checks what is particular to the HTTP ingress's pods: `authflow ingress` over
+// HTTPS on the pod's own address with its own NATS inbox, the configuration from a ConfigMap,
+// and the TLS files and every file the configuration names (seeds, secrets) mounted read-only,
+// mode 0400, from a Secret that has them.
+func checkIngress(t *testing.T, o k8sObject, pod podSpec, named func(kind, name string) (k8sObject, bool), secretHasKey func(name, key string) bool) {
+	t.Helper()
+	c := pod.Containers[0]
+	if !slices.Contains(c.Args, "ingress") {
+		t.Errorf("%s: container %s does not run `authflow ingress` (args %v)", o, c.Name, c.Args)
+	}
+	env := map[string]string{}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+	}
+	if v := env["AUTHFLOW_NATS_INBOX_PREFIX"]; v != ingressInbox {
+		t.Errorf("%s: AUTHFLOW_NATS_INBOX_PREFIX %q, want %s (the only inbox the ingress user may use)", o, v, ingressInbox)
+	}
+	if v := env["AUTHFLOW_LISTEN"]; v != "$(POD_IP):"+ingressHTTPSPort {
+		t.Errorf("%s: AUTHFLOW_LISTEN %q, want the pod's own address $(POD_IP):%s", o, v, ingressHTTPSPort)
+	}
+	if v := env["AUTHFLOW_METRICS_LISTEN"]; !strings.HasPrefix(v, "$(POD_IP):") {
+		t.Errorf("%s: AUTHFLOW_METRICS_LISTEN %q, want the pod's own address $(POD_IP):PORT", o, v)
+	}
+	if !slices.ContainsFunc(c.Ports, func(p struct {
+		Name          string `yaml:"name"`
+		ContainerPort int    `yaml:"containerPort"`
+	}) bool {
+		return p.Name == "https" && strconv.Itoa(p.ContainerPort) == ingressHTTPSPort
+	}) {
+		t.Errorf("%s: no container port https %s", o, ingressHTTPSPort)
+	}
+	for _, p := range []*probe{c.LivenessProbe, c.ReadinessProbe} {
+		if p != nil && p.HTTPGet != nil && p.HTTPGet.Scheme != "HTTPS" {
+			t.Errorf("%s: probe of %s over %q: the ingress serves HTTPS", o, p.HTTPGet.Path, p.HTTPGet.Scheme)
+		}
+	}
+	// mounted returns the volume a file is in, checking that it is mounted read-only.
+	mounted := func(file string) (podVolume, bool) {
+		dir := strings.TrimSuffix(path.Dir(file), "/")
+		for _, m := range c.VolumeMounts {
+			if m.MountPath != dir {
+				continue
+			}
+			if !m.ReadOnly {
+				t.Errorf("%s: volume mount %s at %s must be readOnly", o, m.Name, dir)
+			}
+			i := slices.IndexFunc(pod.Volumes, func(v podVolume) bool { return v.Name == m.Name })
+			if i < 0 {
+				return podVolume{}, false
+			}
+			return pod.Volumes[i], true
+		}
+		return podVolume{}, false
+	}
+	secretFile := func(what, file string) {
+		t.Helper()
+		v, ok := mounted(file)
+		if file == "" || !path.IsAbs(file) || !ok || v.Secret == nil {
+			t.Errorf("%s: %s %q is not a file of a mounted Secret", o, what, file)
+			return
+		}
+		base := path.Base(file)
+		if !secretHasKey(v.Secret.SecretName, base) {
+			t.Errorf("%s: %s %s: Secret %s has no key %s", o, what, file, v.Secret.SecretName, base)
+		}
+		mode := v.Secret.DefaultMode
+		for _, it := range v.Secret.Items {
+			if it.Path == base && it.Mode != nil {
+				mode = it.Mode
+			}
+		}
+		if mode == nil || *mode != 0o400 {
+			t.Errorf("%s: %s %s: file mode %v, want 0400 (256)", o, what, file, mode)
+		}
+	}
+	secretFile("AUTHFLOW_TLS_CERT", env["AUTHFLOW_TLS_CERT"])
+	secretFile("AUTHFLOW_TLS_KEY", env["AUTHFLOW_TLS_KEY"])
+	config := env["AUTHFLOW_CONFIG"]
+	v, ok := mounted(config)
+	if !ok || v.ConfigMap == nil {
+		t.Errorf("%s: AUTHFLOW_CONFIG %q is not a file of a mounted ConfigMap", o, config)
+		return
+	}
+	cmObj, ok := named("ConfigMap", v.ConfigMap.Name)
+	if !ok {
+		return // reported with the volumes
+	}
+	var cm configMap
+	cmObj.decode(t, &cm)
+	text := cm.Data[path.Base(config)]
+	if text == "" {
+		t.Errorf("%s: ConfigMap %s has no %s", o, v.ConfigMap.Name, path.Base(config))
+		return
+	}
+	refs := ingressFileRefs(text)
+	if len(refs) == 0 {
+		t.Errorf("%s: the ingress configuration names no file: its seeds must come from files", o)
+	}
+	for _, ref := range refs {
+		secretFile("configuration file:", ref)
+	}
+	if sc := pod.SecurityContext; sc == nil || sc.FSGroup == nil || sc.RunAsGroup == nil || *sc.FSGroup != *sc.RunAsGroup {
+		t.Errorf("%s: pod securityContext.fsGroup must equal runAsGroup, or the ingress cannot read its 0400 files", o)
+	}
+}
+
+// ingressFileRefs returns the paths of the file: references of an ingress configuration.
+func ingressFileRefs(config string) []string {
+	var out []string
+	for _, m := range regexp.MustCompile(`file:([^\s\]},"']+)`).FindAllStringSubmatch(config, -1) {
+		out = append(out, m[1])
+	}
+	return out
 }
 
 // sealKeySecret and sealKeyFile are where the worker's sealing seed lives on Kubernetes.
@@ -793,7 +948,11 @@ func effective[T any](ctr, pod *securityContext, field func(*securityContext) *T
 	return nil
 }
 
-func checkNetworkPolicy(t *testing.T, o k8sObject, np networkPolicy, selectsAPod func(map[string]string) bool, imds bool) {
+// checkNetworkPolicy checks the policy of one component's pods: the worker's accept metrics
+// scrapes only; the ingress's also HTTPS from anywhere, on its HTTPS port alone. Both reach
+// NATS, DNS and HTTPS on public addresses (Graph, or the results webhooks), and, for the
+// worker with managed identity, the metadata endpoint.
+func checkNetworkPolicy(t *testing.T, o k8sObject, np networkPolicy, selectsAPod func(map[string]string) bool, component string, imds bool) {
 	t.Helper()
 	if !selectsAPod(np.Spec.PodSelector.MatchLabels) {
 		t.Errorf("%s: podSelector %v selects no Deployment's pods", o, np.Spec.PodSelector.MatchLabels)
@@ -806,7 +965,11 @@ func checkNetworkPolicy(t *testing.T, o k8sObject, np networkPolicy, selectsAPod
 	}
 	for _, in := range np.Spec.Ingress {
 		if len(in.From) == 0 {
-			t.Errorf("%s: an ingress rule without `from` admits every source", o)
+			// The senders of webhooks call from anywhere, but only the ingress, on HTTPS.
+			if component != "ingress" || len(in.Ports) != 1 || fmt.Sprint(in.Ports[0].Port) != ingressHTTPSPort {
+				t.Errorf("%s: an ingress rule without `from` admits every source (only the ingress's HTTPS port %s may), ports %+v", o, ingressHTTPSPort, in.Ports)
+			}
+			continue
 		}
 		for _, f := range in.From {
 			if f.NamespaceSelector == nil || f.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "monitoring" || f.IPBlock != nil {
@@ -859,13 +1022,49 @@ func checkNetworkPolicy(t *testing.T, o k8sObject, np networkPolicy, selectsAPod
 // identity one carries the webhook's pod label and its ServiceAccount the client id, the
 // managed identity one may name a user-assigned identity (AZURE_CLIENT_ID).
 func checkCredentialVariants(t *testing.T, secretSet, wiSet, miSet k8sSet) {
+	// find returns the worker's object of a kind: its Deployment, the ServiceAccount that
+	// runs it, the first of any other kind.
 	find := func(set k8sSet, kind string) k8sObject {
 		t.Helper()
-		i := slices.IndexFunc(set.objs, func(o k8sObject) bool { return o.Kind == kind })
+		is := func(o k8sObject) bool { return o.Kind == kind }
+		switch kind {
+		case "Deployment":
+			is = func(o k8sObject) bool { return o.Kind == kind && o.Metadata.Labels[componentLabel] == "worker" }
+		case "ServiceAccount":
+			i := slices.IndexFunc(set.objs, func(o k8sObject) bool { return o.Kind == "Deployment" && o.Metadata.Labels[componentLabel] == "worker" })
+			if i >= 0 {
+				var d deployment
+				set.objs[i].decode(t, &d)
+				is = func(o k8sObject) bool {
+					return o.Kind == kind && o.Metadata.Name == d.Spec.Template.Spec.ServiceAccountName
+				}
+			}
+		}
+		i := slices.IndexFunc(set.objs, is)
 		if i < 0 {
-			t.Fatalf("%s: no %s", set.name, kind)
+			t.Fatalf("%s: no %s of the worker", set.name, kind)
 		}
 		return set.objs[i]
+	}
+	// The ingress holds no Graph credential: it is the same in every variant.
+	ingressObjs := func(set k8sSet) string {
+		var all []any
+		for _, o := range set.objs {
+			if o.Metadata.Labels["app.kubernetes.io/name"] == "authflow-ingress" {
+				var v any
+				o.decode(t, &v)
+				all = append(all, v)
+			}
+		}
+		if len(all) == 0 && set.ingress {
+			t.Errorf("%s: no ingress objects", set.name)
+		}
+		return mustJSON(t, all)
+	}
+	for _, set := range []k8sSet{wiSet, miSet} {
+		if ingressObjs(set) != ingressObjs(secretSet) {
+			t.Errorf("%s: the ingress's objects differ from %s's: only the worker's credential may vary", set.name, secretSet.name)
+		}
 	}
 	normal := func(set k8sSet) (k8sObject, string) {
 		t.Helper()
@@ -1160,7 +1359,7 @@ func TestCompose(t *testing.T) {
 	if !strings.HasPrefix(c.Version, "3.") && !strings.HasPrefix(c.Version, "2.") {
 		t.Errorf("version %q: docker-compose 1.x needs a 2.x or 3.x file format", c.Version)
 	}
-	want := []string{"nats-1", "nats-2", "nats-3", "emulator", "worker-1", "worker-2"}
+	want := []string{"nats-1", "nats-2", "nats-3", "emulator", "worker-1", "worker-2", "ingress"}
 	for _, name := range want {
 		if _, ok := c.Services[name]; !ok {
 			t.Errorf("no service %s", name)
@@ -1303,6 +1502,40 @@ func TestCompose(t *testing.T) {
 				if got := flagValues(args, "graph-url"); len(got) != 1 || !strings.HasPrefix(got[0], "http://emulator:8080/") {
 					t.Errorf("--graph-url %q, want the emulator service", got)
 				}
+			case name == "ingress":
+				if len(args) == 0 || args[0] != "ingress" {
+					t.Errorf("command %q, want `ingress ...`", args)
+				}
+				checkListenFlag(t, args, "listen", name)
+				checkListenFlag(t, args, "metrics-listen", name)
+				checkMountedFlag(t, args, "config", s.Volumes)
+				if got := flagValues(args, "nats-inbox-prefix"); !slices.Equal(got, []string{ingressInbox}) {
+					t.Errorf("--nats-inbox-prefix %q, want %s (nats/accounts.conf)", got, ingressInbox)
+				}
+				urls := flagValues(args, "nats-url")
+				if len(urls) != 1 || !slices.Equal(strings.Split(urls[0], ","), natsURLs) {
+					t.Errorf("--nats-url %q, want %s", urls, strings.Join(natsURLs, ","))
+				}
+				// Every seed the configuration names is mounted from secrets/ beside it.
+				configs := flagValues(args, "config")
+				if len(configs) != 1 {
+					break
+				}
+				text := ""
+				for _, v := range s.Volumes {
+					if src, target, _ := strings.Cut(strings.TrimSuffix(v.Value, ":ro"), ":"); target == configs[0] {
+						text = string(mustRead(t, src))
+					}
+				}
+				for _, ref := range ingressFileRefs(text) {
+					target := path.Join(path.Dir(configs[0]), ref)
+					if !slices.ContainsFunc(s.Volumes, func(n yaml.Node) bool {
+						src, tgt, _ := strings.Cut(strings.TrimSuffix(n.Value, ":ro"), ":")
+						return tgt == target && generated(src)
+					}) {
+						t.Errorf("the ingress configuration names file:%s, but no generated secret is mounted at %s", ref, target)
+					}
+				}
 			}
 		})
 	}
@@ -1400,12 +1633,15 @@ func TestMakefileCompose(t *testing.T) {
 	}
 }
 
-// devSealKey is the development sealing seed compose mounts into both workers.
-// build-images.sh makes it; secrets/.gitignore keeps it out of git.
+// devSealKey is the development sealing seed compose mounts into both workers, devIngressKeys
+// the ingress's development signing seeds, one per source. build-images.sh makes them;
+// secrets/.gitignore keeps them out of git.
 const devSealKey = "./secrets/seal.seed"
 
+var devIngressKeys = []string{"./secrets/ingress-hr-workday.seed", "./secrets/ingress-helpdesk-servicenow.seed", "./secrets/ingress-helpdesk-jira.seed"}
+
 // generated reports whether a bind-mount source is one that build-images.sh makes.
-func generated(src string) bool { return src == devSealKey }
+func generated(src string) bool { return src == devSealKey || slices.Contains(devIngressKeys, src) }
 
 func TestDevSealKeyIsGenerated(t *testing.T) {
 	script, err := os.ReadFile("build-images.sh")
@@ -1413,8 +1649,19 @@ func TestDevSealKeyIsGenerated(t *testing.T) {
 		t.Fatal(err)
 	}
 	rel := strings.TrimPrefix(devSealKey, "./")
-	if !strings.Contains(string(script), `$deploy_dir/`+rel) || !strings.Contains(string(script), "keys new-sealing") {
+	if !strings.Contains(string(script), `make_key "$deploy_dir/`+rel+`" new-sealing`) {
 		t.Errorf("build-images.sh does not make %s with authflow keys new-sealing", rel)
+	}
+	// The ingress's keys: make_key ".../ingress-$source.seed" new-signing for each source.
+	loop := regexp.MustCompile(`for source in ([a-z -]+); do\s+make_key "\$deploy_dir/secrets/ingress-\$source\.seed" new-signing`).FindStringSubmatch(string(script))
+	var made []string
+	if loop != nil {
+		for _, src := range strings.Fields(loop[1]) {
+			made = append(made, "./secrets/ingress-"+src+".seed")
+		}
+	}
+	if !slices.Equal(made, devIngressKeys) {
+		t.Errorf("build-images.sh makes the ingress keys %q with authflow keys new-signing, want %q", made, devIngressKeys)
 	}
 	ignore, err := os.ReadFile(filepath.Join("secrets", ".gitignore"))
 	if err != nil {
@@ -1639,6 +1886,7 @@ func natsPasswords(t *testing.T) map[string]string {
 		"hr":       "test-hr-secret",
 		"helpdesk": "test-helpdesk-secret",
 		"worker":   "test-worker-secret",
+		"ingress":  "test-ingress-secret",
 		"admin":    "test-admin-secret",
 		"sys":      "test-sys-secret",
 	}
@@ -1717,7 +1965,7 @@ func TestNATSConfigsLoad(t *testing.T) {
 
 func TestNATSAccountsNeedTheirPasswords(t *testing.T) {
 	// Without the variables the server must refuse to start, not run with empty passwords.
-	for _, user := range []string{"HR", "HELPDESK", "WORKER", "ADMIN", "SYS"} {
+	for _, user := range []string{"HR", "HELPDESK", "WORKER", "INGRESS", "ADMIN", "SYS"} {
 		t.Setenv("NATS_"+user+"_PASSWORD", "x")
 	}
 	if err := os.Unsetenv("NATS_WORKER_PASSWORD"); err != nil {
@@ -1786,7 +2034,7 @@ func TestNATSAccountsConfig(t *testing.T) {
 	if len(users) != len(pw) {
 		t.Errorf("users %v, want exactly %d", users, len(pw))
 	}
-	for _, user := range []string{"hr", "helpdesk", "worker"} {
+	for _, user := range []string{"hr", "helpdesk", "worker", "ingress"} {
 		if len(users[user].PubAllow) == 0 || len(users[user].SubAllow) == 0 {
 			t.Errorf("user %s: a service user needs explicit publish and subscribe allow lists", user)
 		}
@@ -1802,6 +2050,24 @@ func TestNATSAccountsConfig(t *testing.T) {
 	}
 	if !slices.Contains(w.SubDeny, "authflow.events.>") {
 		t.Errorf("worker: subscribe deny list lacks authflow.events.>")
+	}
+	// The ingress publishes events like HR and helpdesk; of what the worker acts on, nothing
+	// else. A forged result would go out to the senders' results webhooks, signed.
+	in := users["ingress"]
+	for _, subj := range []string{"authflow.results.>", "authflow.priority.>", "authflow.notifications.>", "$KV.>", "$JS.API.STREAM.CREATE.>",
+		"$JS.API.STREAM.UPDATE.>", "$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.MSG.DELETE.>",
+		"$JS.API.CONSUMER.DELETE.>", "$JS.API.CONSUMER.CREATE.AUTHFLOW_EVENTS.>"} {
+		if !slices.Contains(in.PubDeny, subj) {
+			t.Errorf("ingress: publish deny list lacks %s", subj)
+		}
+	}
+	for _, subj := range in.PubAllow {
+		if strings.HasPrefix(subj, "authflow.") && subj != "authflow.events.*" && subj != "authflow.dlq.>" {
+			t.Errorf("ingress: publishes %s; it may publish authflow.events.* (and park results in authflow.dlq.>) only", subj)
+		}
+	}
+	if !slices.Equal(in.SubAllow, []string{ingressInbox + ".>"}) {
+		t.Errorf("ingress: subscribe allow %q, want its own inbox %s.> only", in.SubAllow, ingressInbox)
 	}
 }
 
@@ -2014,11 +2280,15 @@ func permServer(t *testing.T) (*server.Server, map[string]string) {
 	return s, pw
 }
 
-// workerInbox is the reply inbox prefix the worker user is limited to.
-const workerInbox = "_INBOX_worker"
+// workerInbox and ingressInbox are the reply inbox prefixes the worker and ingress users
+// are limited to.
+const (
+	workerInbox  = "_INBOX_worker"
+	ingressInbox = "_INBOX_ingress"
+)
 
 // connect connects as user and returns the connection and a channel of its permission
-// violations. The worker connects with its own inbox prefix, as it must.
+// violations. The worker and the ingress connect with their own inbox prefixes, as they must.
 func connect(t *testing.T, s *server.Server, user, password string, extra ...nats.Option) (*nats.Conn, chan error) {
 	t.Helper()
 	violations := make(chan error, 64)
@@ -2035,8 +2305,11 @@ func connect(t *testing.T, s *server.Server, user, password string, extra ...nat
 			}
 		}),
 	}
-	if user == "worker" {
+	switch user {
+	case "worker":
 		opts = append(opts, nats.CustomInboxPrefix(workerInbox))
+	case "ingress":
+		opts = append(opts, nats.CustomInboxPrefix(ingressInbox))
 	}
 	nc, err := nats.Connect(s.ClientURL(), append(opts, extra...)...)
 	if err != nil {
@@ -2187,8 +2460,9 @@ func TestNATSPermissions(t *testing.T) {
 			subscribeDenied(t, nc, "authflow.events.>")
 			subscribeDenied(t, nc, "authflow.dlq.>")
 			subscribeDenied(t, nc, "$KV.AUTHFLOW_LEDGER.>")
-			// The worker's replies carry event bodies and ledger records.
+			// The worker's replies carry event bodies and ledger records, the ingress's results.
 			subscribeDenied(t, nc, workerInbox+".>")
+			subscribeDenied(t, nc, ingressInbox+".>")
 		})
 	}
 
@@ -2351,8 +2625,128 @@ func TestNATSPermissions(t *testing.T) {
 			return err
 		})
 		subscribeDenied(t, wnc, "authflow.events.>")
+		subscribeDenied(t, wnc, ingressInbox+".>")
 		subscribeDenied(t, wnc, "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.AUTHFLOW_EVENTS.>")
 		subscribeDenied(t, wnc, ">")
+	})
+
+	t.Run("ingress", func(t *testing.T) {
+		nc, viol := connect(t, s, "ingress", pw["ingress"])
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		allowed(t, "publish an event", func(ctx context.Context) error {
+			ack, err := js.Publish(ctx, "authflow.events.adele-ingress", []byte(`{"from":"ingress"}`), jetstream.WithMsgID("ingress-1"))
+			if err == nil && ack.Stream != "AUTHFLOW_EVENTS" {
+				err = fmt.Errorf("stored in %q", ack.Stream)
+			}
+			return err
+		})
+		for _, name := range []string{"AUTHFLOW_EVENTS", "AUTHFLOW_RESULTS"} {
+			allowed(t, "stream info "+name, func(ctx context.Context) error {
+				_, err := js.Stream(ctx, name)
+				return err
+			})
+		}
+		// A source's results webhook: its durable consumer, one result at a time.
+		var cons jetstream.Consumer
+		allowed(t, "create or update a results consumer", func(ctx context.Context) error {
+			var err error
+			cons, err = js.CreateOrUpdateConsumer(ctx, "AUTHFLOW_RESULTS", jetstream.ConsumerConfig{
+				Durable: "authflow-ingress-results-test", FilterSubject: "authflow.results.>",
+				AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 1, MaxDeliver: -1,
+			})
+			return err
+		})
+		if cons == nil {
+			t.Fatal("no results consumer: cannot go on")
+		}
+		allowed(t, "fetch, extend and ack a result", func(ctx context.Context) error {
+			batch, err := cons.Fetch(1, jetstream.FetchMaxWait(3*time.Second))
+			if err != nil {
+				return err
+			}
+			var msg jetstream.Msg
+			for m := range batch.Messages() {
+				msg = m
+			}
+			if msg == nil {
+				return fmt.Errorf("no result delivered: %v", batch.Error())
+			}
+			if err := msg.InProgress(); err != nil {
+				return err
+			}
+			return msg.DoubleAck(ctx)
+		})
+		allowed(t, "park a result in the DLQ", func(ctx context.Context) error {
+			_, err := js.Publish(ctx, "authflow.dlq.adele-hr", []byte(`{}`), jetstream.WithMsgID("ingress-dlq-1"))
+			return err
+		})
+		allowed(t, "wait for a result (Prefer: wait)", func(ctx context.Context) error {
+			st, err := js.Stream(ctx, "AUTHFLOW_RESULTS")
+			if err != nil {
+				return err
+			}
+			oc, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"authflow.results.adele-hr"}})
+			if err != nil {
+				return err
+			}
+			it, err := oc.Messages()
+			if err != nil {
+				return err
+			}
+			defer it.Stop()
+			_, err = it.Next()
+			return err
+		})
+		publish := func(subject string) func(context.Context) error {
+			return func(context.Context) error {
+				if err := nc.Publish(subject, []byte("x")); err != nil {
+					return err
+				}
+				return errors.New("published") // the outcome is the server's violation, not this
+			}
+		}
+		denied(t, viol, "publish a result", "authflow.results.adele", publish("authflow.results.adele"))
+		denied(t, viol, "publish an interactive pointer", "authflow.priority.k", publish("authflow.priority.k"))
+		denied(t, viol, "publish a notification", "authflow.notifications.k", publish("authflow.notifications.k"))
+		denied(t, viol, "publish a partitioned subject", "authflow.events.0.adele", publish("authflow.events.0.adele"))
+		denied(t, viol, "write the ledger", "$KV.AUTHFLOW_LEDGER.evt.x", publish("$KV.AUTHFLOW_LEDGER.evt.x"))
+		denied(t, viol, "read the ledger", "$JS.API.STREAM.INFO.KV_AUTHFLOW_LEDGER", func(ctx context.Context) error {
+			_, err := js.KeyValue(ctx, "AUTHFLOW_LEDGER")
+			return err
+		})
+		denied(t, viol, "consume the events stream", "$JS.API.CONSUMER.CREATE.AUTHFLOW_EVENTS.ingress-reader", func(ctx context.Context) error {
+			_, err := js.CreateOrUpdateConsumer(ctx, "AUTHFLOW_EVENTS", jetstream.ConsumerConfig{Durable: "ingress-reader"})
+			return err
+		})
+		denied(t, viol, "read an event by sequence", "$JS.API.STREAM.MSG.GET.AUTHFLOW_EVENTS", func(ctx context.Context) error {
+			st, err := js.Stream(ctx, "AUTHFLOW_EVENTS")
+			if err != nil {
+				return err
+			}
+			_, err = st.GetMsg(ctx, 1)
+			return err
+		})
+		denied(t, viol, "delete a results consumer", "$JS.API.CONSUMER.DELETE.AUTHFLOW_RESULTS.authflow-ingress-results-test", func(ctx context.Context) error {
+			return js.DeleteConsumer(ctx, "AUTHFLOW_RESULTS", "authflow-ingress-results-test")
+		})
+		denied(t, viol, "purge the results", "$JS.API.STREAM.PURGE.AUTHFLOW_RESULTS", func(ctx context.Context) error {
+			st, err := js.Stream(ctx, "AUTHFLOW_RESULTS")
+			if err != nil {
+				return err
+			}
+			return st.Purge(ctx)
+		})
+		denied(t, viol, "create a stream", "$JS.API.STREAM.CREATE.OTHER", func(ctx context.Context) error {
+			_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "OTHER", Subjects: []string{"other.>"}})
+			return err
+		})
+		subscribeDenied(t, nc, "authflow.events.>")
+		subscribeDenied(t, nc, "authflow.results.>")
+		subscribeDenied(t, nc, workerInbox+".>")
+		subscribeDenied(t, nc, "_INBOX.>")
 	})
 }
 
@@ -2405,7 +2799,8 @@ func TestWorkerUserStartsOnProvisionedTopology(t *testing.T) {
 // ---------------------------------------------------------------------------------------
 // Grafana dashboard.
 
-// metricsContract are the metric names the worker implements and the dashboard must show.
+// metricsContract are the metric names the worker and the ingress implement and the
+// dashboard must show (TestDashboardAndAlertMetricsExist checks them on a running worker).
 var metricsContract = []string{
 	"authflow_events_total",
 	"authflow_event_duration_seconds_bucket",
@@ -2417,6 +2812,18 @@ var metricsContract = []string{
 	"authflow_dlq_total",
 	"authflow_events_in_flight",
 	"authflow_last_processed_timestamp_seconds",
+	"authflow_deliveries_total",
+	"authflow_graph_request_duration_seconds_bucket",
+	"authflow_graph_concurrency_limit",
+	"authflow_build_info",
+	"authflow_ingress_requests_total",
+	"authflow_ingress_request_duration_seconds_bucket",
+	"authflow_order_waits_total",
+	"authflow_rate_limited_total",
+	"authflow_notifications_sent_total",
+	"authflow_notifications_failed_total",
+	"authflow_notifications_skipped_total",
+	"authflow_notification_retries_total",
 }
 
 func TestGrafanaDashboard(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -120,6 +121,7 @@ type helmCase struct {
 	set        []string // --set arguments
 	monitoring bool
 	imds       bool
+	ingress    bool
 }
 
 // wiClientID is a syntactically valid application id for the workload identity renders.
@@ -130,6 +132,8 @@ var helmCases = []helmCase{
 	{name: "workload identity", set: []string{"credentials.mode=workloadIdentity", "credentials.workloadIdentity.clientId=" + wiClientID}},
 	{name: "managed identity", set: []string{"credentials.mode=managedIdentity"}, imds: true},
 	{name: "monitoring", set: []string{"metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true"}, monitoring: true},
+	{name: "ingress", set: []string{"ingress.enabled=true"}, ingress: true},
+	{name: "ingress with managed identity", set: []string{"ingress.enabled=true", "credentials.mode=managedIdentity"}, imds: true, ingress: true},
 }
 
 func setArgs(set []string) []string {
@@ -156,7 +160,7 @@ func TestHelmChart(t *testing.T) {
 				t.Error(err)
 			}
 			set := k8sSet{name: "helm " + c.name, objs: k8sObjectsFromYAML(t, "helm "+c.name, out), given: given,
-				monitoring: c.monitoring, imds: c.imds}
+				monitoring: c.monitoring, imds: c.imds, ingress: c.ingress}
 			checkK8sSet(t, set)
 			sets[c.name] = set
 		})
@@ -188,6 +192,8 @@ func TestHelmChartRefusesBadValues(t *testing.T) {
 		{"misspelled value", []string{"replicas=3"}, "replicas"},
 		{"replicas not a number", []string{"replicaCount=many"}, "replicaCount"},
 		{"image digest not a digest", []string{"image.digest=latest"}, "digest"},
+		{"misspelled ingress value", []string{"ingress.enabled=true", "ingress.replicas=3"}, "replicas"},
+		{"ingress port not a number", []string{"ingress.enabled=true", "ingress.port=https"}, "port"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -285,4 +291,59 @@ func mustRead(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// TestHelmChartIngress: the chart's ingress is the kustomize base's: the same default
+// configuration (files/ingress.yaml), and the same container, volumes and pod security with
+// the default values; a configuration given in the values replaces the default.
+func TestHelmChartIngress(t *testing.T) {
+	chartConfig := string(mustRead(t, filepath.Join(chartDir, "files", "ingress.yaml")))
+	if base := ingressConfigMap(t, filepath.Join("k8s", "base", "ingress-configmap.yaml")); chartConfig != base {
+		t.Errorf("helm/authflow/files/ingress.yaml differs from the configuration of k8s/base/ingress-configmap.yaml:\n%s\n---\n%s", chartConfig, base)
+	}
+	requireHelm(t)
+	podOf := func(name string, data []byte) corev1.PodSpec {
+		t.Helper()
+		objs, err := decodeTyped(name, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range objs {
+			if d, ok := o.(*appsv1.Deployment); ok && d.Name == "authflow-ingress" {
+				spec := d.Spec.Template.Spec
+				spec.TopologySpreadConstraints = nil // the chart's selectors add the release
+				return spec
+			}
+		}
+		t.Fatalf("%s: no Deployment authflow-ingress", name)
+		return corev1.PodSpec{}
+	}
+	base, err := kustomizeBuild(k8sFS(t), "/k8s/base")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := helm(t, "template", "authflow", chartDir, "--namespace", "authflow", "--set", "ingress.enabled=true")
+	if got, want := podOf("helm", out), podOf("kustomize base", base); mustJSON(t, got) != mustJSON(t, want) {
+		t.Errorf("the chart's ingress pod differs from the kustomize base's:\nhelm: %s\nbase: %s", mustJSON(t, got), mustJSON(t, want))
+	}
+	custom := filepath.Join(t.TempDir(), "ingress.yaml")
+	const text = "version: 1\nsources: {}\n"
+	if err := os.WriteFile(custom, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out = helm(t, "template", "authflow", chartDir, "--set", "ingress.enabled=true", "--set-file", "ingress.config.content="+custom,
+		"--show-only", "templates/ingress-configmap.yaml")
+	objs, err := decodeTyped("ingress config", out)
+	if err != nil || len(objs) != 1 {
+		t.Fatalf("rendered ingress ConfigMap: %v\n%s", err, out)
+	}
+	if got := objs[0].(*corev1.ConfigMap).Data["ingress.yaml"]; strings.TrimSpace(got) != strings.TrimSpace(text) {
+		t.Errorf("ingress.yaml:\n%s\nwant:\n%s", got, text)
+	}
+	// Off by default: no ingress object at all.
+	for _, o := range k8sObjectsFromYAML(t, "defaults", helm(t, "template", "authflow", chartDir, "--namespace", "authflow")) {
+		if strings.Contains(o.Metadata.Name, "ingress") {
+			t.Errorf("%s rendered with ingress.enabled false", o)
+		}
+	}
 }

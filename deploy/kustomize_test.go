@@ -16,6 +16,7 @@ import (
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"gopkg.in/yaml.v3"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -51,6 +52,8 @@ func newTyped(apiVersion, kind string) (any, error) {
 		return &corev1.Service{}, nil
 	case "apps/v1 Deployment":
 		return &appsv1.Deployment{}, nil
+	case "batch/v1 CronJob":
+		return &batchv1.CronJob{}, nil
 	case "policy/v1 PodDisruptionBudget":
 		return &policyv1.PodDisruptionBudget{}, nil
 	case "networking.k8s.io/v1 NetworkPolicy":
@@ -154,6 +157,10 @@ func k8sFS(t *testing.T) filesys.FileSystem {
 		if err := mem.WriteFile("/with-monitoring/"+o+"/kustomization.yaml", []byte(k)); err != nil {
 			t.Fatal(err)
 		}
+		k = strings.Replace(k, "components/monitoring", "components/reconcile", 1)
+		if err := mem.WriteFile("/with-reconcile/"+o+"/kustomization.yaml", []byte(k)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return mem
 }
@@ -201,6 +208,7 @@ func TestKustomize(t *testing.T) {
 				namespace:  true,
 				monitoring: monitoring,
 				imds:       overlay == "managed-identity",
+				ingress:    true,
 			}
 			t.Run(strings.TrimPrefix(dir, "/"), func(t *testing.T) {
 				if _, err := decodeTyped(dir, out); err != nil {
@@ -212,6 +220,9 @@ func TestKustomize(t *testing.T) {
 				sets[overlay] = set
 			}
 		}
+	}
+	for _, overlay := range credentialOverlays {
+		t.Run("with-reconcile/"+overlay, func(t *testing.T) { checkReconcileComponent(t, fsys, overlay, given) })
 	}
 	t.Run("credential variants", func(t *testing.T) {
 		checkCredentialVariants(t, sets["secret"], sets["workload-identity"], sets["managed-identity"])
@@ -271,5 +282,106 @@ func TestKustomizeUsesEveryFile(t *testing.T) {
 		if !used[m] && !strings.HasPrefix(m, "k8s/examples/") {
 			t.Errorf("%s is in no kustomization", m)
 		}
+	}
+}
+
+// checkReconcileComponent builds an overlay with components/reconcile: the set passes the
+// checks of every set, and the CronJob runs one `authflow reconcile --apply` at a time with
+// flags (as AUTHFLOW_ twins) the command has, its files from the Secret authflow-reconcile.
+func checkReconcileComponent(t *testing.T, fsys filesys.FileSystem, overlay string, given []k8sObject) {
+	dir := "/with-reconcile/" + overlay
+	out, err := kustomizeBuild(fsys, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := decodeTyped(dir, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The worker's checks, for everything but the sweep's own NetworkPolicy (no metrics,
+	// so no ingress at all), which is checked below.
+	all := k8sObjectsFromYAML(t, dir, out)
+	var np []k8sObject
+	rest := slices.DeleteFunc(slices.Clone(all), func(o k8sObject) bool {
+		mine := o.Kind == "NetworkPolicy" && o.Metadata.Name == "authflow-reconcile"
+		if mine {
+			np = append(np, o)
+		}
+		return mine
+	})
+	checkK8sSet(t, k8sSet{name: dir, objs: rest, given: given, namespace: true, imds: overlay == "managed-identity", ingress: true})
+	if len(np) != 1 {
+		t.Fatalf("%d NetworkPolicies authflow-reconcile, want 1", len(np))
+	}
+	var pol networkPolicy
+	np[0].decode(t, &pol)
+	if len(pol.Spec.Ingress) != 0 || !slices.Contains(pol.Spec.PolicyTypes, "Ingress") || !slices.Contains(pol.Spec.PolicyTypes, "Egress") {
+		t.Errorf("%s: want no ingress at all and both policy types, got %+v", np[0], pol.Spec)
+	}
+	var ports []string
+	for _, eg := range pol.Spec.Egress {
+		for _, p := range eg.Ports {
+			ports = append(ports, fmt.Sprint(p.Port))
+		}
+	}
+	slices.Sort(ports)
+	if !slices.Equal(ports, []string{"4222", "443", "53", "53"}) {
+		t.Errorf("%s: egress ports %v, want NATS, DNS and HTTPS only", np[0], ports)
+	}
+	var jobs []*batchv1.CronJob
+	for _, o := range objs {
+		if cj, ok := o.(*batchv1.CronJob); ok {
+			jobs = append(jobs, cj)
+		}
+	}
+	if len(jobs) != 1 {
+		t.Fatalf("%d CronJobs, want 1", len(jobs))
+	}
+	cj := jobs[0]
+	if !selects(pol.Spec.PodSelector.MatchLabels, cj.Spec.JobTemplate.Spec.Template.Labels) {
+		t.Errorf("%s: podSelector %v does not select the sweep's pods", np[0], pol.Spec.PodSelector.MatchLabels)
+	}
+	if cj.Spec.ConcurrencyPolicy != batchv1.ForbidConcurrent || cj.Spec.Schedule == "" {
+		t.Errorf("concurrencyPolicy %q, schedule %q: want Forbid and a schedule", cj.Spec.ConcurrencyPolicy, cj.Spec.Schedule)
+	}
+	pod := cj.Spec.JobTemplate.Spec.Template.Spec
+	if len(pod.Containers) != 1 {
+		t.Fatalf("%d containers", len(pod.Containers))
+	}
+	c := pod.Containers[0]
+	if !slices.Contains(images, c.Image) || len(c.Args) < 2 || c.Args[0] != "reconcile" || !slices.Contains(c.Args, "--apply") {
+		t.Errorf("image %q, args %q", c.Image, c.Args)
+	}
+	// The reconcile command's flags, as AUTHFLOW_ variables (docs/cli.md).
+	known := []string{"AUTHFLOW_DESIRED", "AUTHFLOW_FORMAT", "AUTHFLOW_SIGN_SEED", "AUTHFLOW_NATS_URL", "AUTHFLOW_GRAPH_URL",
+		"AUTHFLOW_GRAPH_TOKEN", "AUTHFLOW_RATE", "AUTHFLOW_CONCURRENCY", "AUTHFLOW_DEFAULT_REGION", "AUTHFLOW_NATS_INBOX_PREFIX"}
+	names := map[string]bool{}
+	for _, e := range c.Env {
+		names[e.Name] = true
+		if strings.HasPrefix(e.Name, "AUTHFLOW_") && !slices.Contains(known, e.Name) {
+			t.Errorf("env %s is no flag of authflow reconcile", e.Name)
+		}
+	}
+	for _, want := range []string{"AUTHFLOW_DESIRED", "AUTHFLOW_SIGN_SEED", "AUTHFLOW_NATS_URL"} {
+		if !names[want] {
+			t.Errorf("no %s", want)
+		}
+	}
+	sc := c.SecurityContext
+	if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+		t.Errorf("container securityContext %+v", sc)
+	}
+	if pod.SecurityContext == nil || pod.SecurityContext.RunAsNonRoot == nil || !*pod.SecurityContext.RunAsNonRoot {
+		t.Errorf("pod securityContext %+v", pod.SecurityContext)
+	}
+	var fromSecret bool
+	for _, v := range pod.Volumes {
+		fromSecret = fromSecret || v.Secret != nil && v.Secret.SecretName == "authflow-reconcile"
+	}
+	if !fromSecret {
+		t.Error("the desired file and seed do not come from the Secret authflow-reconcile")
+	}
+	if !slices.ContainsFunc(given, func(o k8sObject) bool { return o.Kind == "Secret" && o.Metadata.Name == "authflow-reconcile" }) {
+		t.Error("examples/secrets.yaml does not show the Secret authflow-reconcile")
 	}
 }

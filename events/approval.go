@@ -20,7 +20,7 @@ import (
 // ApprovalGrant (authflow.approval.grant.v1) lets a parked event run.
 type ApprovalGrant struct {
 	// EventKey is the parked event's key, EventKey(source, id): the id of
-	// its pending result without ":pending".
+	// its pending result without ":pending_approval".
 	EventKey string `json:"eventKey"`
 	// An approval is neither a dry run nor a helpdesk request: unexported,
 	// so the decoder refuses dryRun and verification as unknown fields.
@@ -51,7 +51,7 @@ func (p *ApprovalDeny) validate(v *validator) {
 
 func (v *validator) eventKey(field, s string) {
 	v.required(field, s)
-	v.match(field, s, reEventKey, 64, "an event key: 64 lower-case hex digits (the id of the pending result, without :pending)")
+	v.match(field, s, reEventKey, 64, "an event key: 64 lower-case hex digits (the id of the pending result, without :pending_approval)")
 }
 
 // IsApproval reports whether typ is an approval decision (grant or deny).
@@ -79,19 +79,23 @@ func DecisionOf(ev *Event) (ApprovalDecision, bool) {
 	return ApprovalDecision{}, false
 }
 
-// pendingSuffix marks the id of a pending result. The final result of the
-// same event keeps the plain event key: both go through the results
-// stream's duplicate window (Nats-Msg-Id "result:" + id), so they need
-// different ids, and CloudEvents wants source + id unique per message.
-const pendingSuffix = ":pending"
+// pendingSuffix marks the id of a pending result (InterimResultID). The
+// final result of the same event keeps the plain event key: both go
+// through the results stream's duplicate window (Nats-Msg-Id "result:" +
+// id), so they need different ids, and CloudEvents wants source + id
+// unique per message.
+const pendingSuffix = ":" + string(StatusPendingApproval)
 
 // PendingResultID is the id of the interim result of a parked event:
-// EventKey(source, id) + ":pending".
-func PendingResultID(source, id string) string { return EventKey(source, id) + pendingSuffix }
+// EventKey(source, id) + ":pending_approval".
+func PendingResultID(source, id string) string {
+	return InterimResultID(source, id, StatusPendingApproval)
+}
 
 // ParseApprovalKey reads the key an approver names a parked event by: the
 // event key (64 hex digits, any case) or the whole id of its pending
-// result (the key and ":pending"). It returns the key in lower case.
+// result (the key and ":pending_approval"). It returns the key in lower
+// case.
 func ParseApprovalKey(s string) (string, error) {
 	k := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(s), pendingSuffix))
 	if !reEventKey.MatchString(k) {

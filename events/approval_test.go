@@ -102,16 +102,16 @@ func TestApprovalDecisionsAndErrors(t *testing.T) {
 	}
 
 	for in, want := range map[string]string{
-		testEventKey:                         testEventKey,
-		strings.ToUpper(testEventKey):        testEventKey,
-		" " + testEventKey + ":pending\n":    testEventKey,
-		PendingResultID("hr/workday", "e-1"): testEventKey,
+		testEventKey:                               testEventKey,
+		strings.ToUpper(testEventKey):              testEventKey,
+		" " + testEventKey + ":pending_approval\n": testEventKey,
+		PendingResultID("hr/workday", "e-1"):       testEventKey,
 	} {
 		if got, err := ParseApprovalKey(in); err != nil || got != want {
 			t.Errorf("ParseApprovalKey(%q) = %q, %v", in, got, err)
 		}
 	}
-	for _, bad := range []string{"", testEventKey[:63], testEventKey + "0", testEventKey + ":redrive-1", testEventKey + ":pending:pending", "x" + testEventKey[1:]} {
+	for _, bad := range []string{"", testEventKey[:63], testEventKey + "0", testEventKey + ":redrive-1", testEventKey + ":pending", testEventKey + ":scheduled", testEventKey + ":pending_approval:pending_approval", "x" + testEventKey[1:]} {
 		if _, err := ParseApprovalKey(bad); CodeOf(err) != CodeInvalidEvent || !strings.Contains(err.Error(), "not an event key") {
 			t.Errorf("ParseApprovalKey(%q) = %v", bad, err)
 		}
@@ -199,7 +199,7 @@ func TestResultApproval(t *testing.T) {
 		{"another event's key", "data.approval.eventKey", func() *Result {
 			r := pendingResult(t)
 			r.Data.Approval.EventKey = EventKey("hr/workday", "e-2")
-			r.ID = r.Data.Approval.EventKey + ":pending"
+			r.ID = r.Data.Approval.EventKey + ":pending_approval"
 			return r
 		}()},
 		{"key in upper case", "data.approval.eventKey", final(func(r *Result) { r.Data.Approval.EventKey = strings.ToUpper(testEventKey) })},

@@ -2,6 +2,7 @@ package events
 
 import (
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -105,7 +106,7 @@ func bind(v *value, dst reflect.Value, path string) *Error {
 			field, ok := fieldByTag(dst, m.key)
 			fpath := join(path, m.key)
 			if !ok {
-				return invalid(fpath, "unknown field")
+				return unknownField(fpath, m.key, dst.Type())
 			}
 			if err := bind(&m.val, field, fpath); err != nil {
 				return err
@@ -143,6 +144,56 @@ func fieldByTag(s reflect.Value, key string) (reflect.Value, bool) {
 		}
 	}
 	return reflect.Value{}, false
+}
+
+// unknownField is the error for key, which struct type t does not have: it
+// lists the fields t has and, for a name that another event type uses for
+// the same thing (the flows' mobilePhone and email, the single-method
+// events' phoneNumber and emailAddress), says which one is meant here.
+func unknownField(path, key string, t reflect.Type) *Error {
+	fields := fieldNames(t)
+	msg := "unknown field; the fields here are " + strings.Join(fields, ", ")
+	if alt, ok := fieldAliases[key]; ok {
+		for _, a := range alt {
+			if slices.Contains(fields, a.field) {
+				msg += " (" + a.hint + ")"
+				break
+			}
+		}
+	}
+	return invalid(path, "%s", msg)
+}
+
+// fieldAliases maps a field name of one event type to the field of another
+// type that carries the same value, with how to say it there.
+var fieldAliases = map[string][]struct{ field, hint string }{
+	"mobilePhone":          {{"phoneNumber", `a single-method event takes "phoneType":"mobile" and "phoneNumber"`}},
+	"alternateMobilePhone": {{"phoneNumber", `a single-method event takes "phoneType":"alternateMobile" and "phoneNumber"`}},
+	"officePhone":          {{"phoneNumber", `a single-method event takes "phoneType":"office" and "phoneNumber"`}},
+	"phone":                {{"phoneNumber", `the number goes in "phoneNumber", its kind in "phoneType"`}, {"mobilePhone", `the flows take "mobilePhone", "alternateMobilePhone" and "officePhone"`}},
+	"phoneNumber":          {{"mobilePhone", `the flows take "mobilePhone", "alternateMobilePhone" and "officePhone"`}},
+	"email":                {{"emailAddress", `authflow.email.set.v1 takes "emailAddress"`}},
+	"emailAddress":         {{"email", `the flows take "email"`}},
+}
+
+// fieldNames lists the json names of the fields of struct type t, embedded
+// structs flattened, in declaration order.
+func fieldNames(t reflect.Type) []string {
+	var names []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			names = append(names, fieldNames(f.Type)...)
+			continue
+		}
+		if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); name != "" && name != "-" {
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 // join appends a key to a JSON path. A key that is not a plain name is

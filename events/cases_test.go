@@ -20,6 +20,10 @@ type badCase struct {
 }
 
 func badCases() []badCase {
+	return append(baseBadCases(), passkeyBadCases()...)
+}
+
+func baseBadCases() []badCase {
 	valid := event(TypeEmployeeJoined, "adele.vance@contoso.com", `{"mobilePhone":"+1 4255550100"}`)
 	joined := func(data string) []byte { return event(TypeEmployeeJoined, "adele.vance@contoso.com", data) }
 	subject := func(s string) []byte { return event(TypeMethodsInventory, s, `{}`) }
@@ -251,7 +255,7 @@ func badCases() []badCase {
 		{name: "grant without key", raw: grant(`{}`), code: CodeInvalidEvent, field: "data.eventKey"},
 		{name: "grant key too short", raw: grant(`{"eventKey":"` + testEventKey[:63] + `"}`), code: CodeInvalidEvent, field: "data.eventKey"},
 		{name: "grant key in upper case", raw: grant(`{"eventKey":"` + strings.ToUpper(testEventKey) + `"}`), code: CodeInvalidEvent, field: "data.eventKey"},
-		{name: "grant pending result id", raw: grant(`{"eventKey":"` + testEventKey + `:pending"}`), code: CodeInvalidEvent, field: "data.eventKey"},
+		{name: "grant pending result id", raw: grant(`{"eventKey":"` + testEventKey + `:pending_approval"}`), code: CodeInvalidEvent, field: "data.eventKey"},
 		{name: "grant key not a string", raw: grant(`{"eventKey":42}`), code: CodeInvalidEvent, field: "data.eventKey"},
 		{name: "grant as a dry run", raw: grant(`{"eventKey":"` + testEventKey + `","dryRun":true}`), code: CodeInvalidEvent, field: "data.dryRun"},
 		{name: "grant with verification", raw: grant(`{"eventKey":"` + testEventKey + `","verification":{"ticketId":"INC1","method":"callback","verifiedBy":"Jo"}}`), code: CodeInvalidEvent, field: "data.verification"},

@@ -55,6 +55,9 @@ type Event struct {
 	DryRun bool
 	// Verification is data.verification, nil when absent.
 	Verification *Verification
+	// EffectiveAt is data.effectiveAt, zero when absent: the event is to be
+	// applied at that time, not at once.
+	EffectiveAt time.Time
 	// User is the parsed subject.
 	User UserRef
 }
@@ -248,6 +251,13 @@ func (d Decoder) decode(raw []byte) (*Event, *Error) {
 	ev.Extensions = ext
 	ev.DryRun = c.DryRun
 	ev.Verification = c.Verification
+	if c.EffectiveAt != "" {
+		t, terr := parseTime(c.EffectiveAt)
+		if terr != nil {
+			return nil, invalid("data.effectiveAt", "%s", terr.Error())
+		}
+		ev.EffectiveAt = t
+	}
 	return ev, nil
 }
 

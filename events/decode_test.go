@@ -104,6 +104,10 @@ func TestDecodeTypes(t *testing.T) {
 		{TypeQRCodeRemove, `{}`, &QRCodeRemove{}},
 		{TypeMethodRemove, `{"methodKind":"microsoftAuthenticator","methodId":"-2_GRUg2-HYz6_1YG4YRAQ2"}`, &MethodRemove{MethodKind: KindAuthenticator, MethodID: "-2_GRUg2-HYz6_1YG4YRAQ2"}},
 		{TypePasswordReset, `{"sealTo":"` + testSealTo + `","forceChange":true}`, &PasswordReset{SealTo: testSealTo, ForceChange: ptr(true)}},
+		{TypePasskeyOptions, `{"sealTo":"` + testSealTo + `",` + verJSON + `}`,
+			&PasskeyOptionsRequest{Common: Common{Verification: verification}, SealTo: testSealTo}},
+		{TypePasskeyRegister, `{"displayName":"Adele's YubiKey","publicKeyCredential":` + testCredential + `}`,
+			&PasskeyRegister{DisplayName: "Adele's YubiKey", PublicKeyCredential: testPasskeyCredential()}},
 		{TypeApprovalGrant, `{"eventKey":"` + testEventKey + `"}`, &ApprovalGrant{EventKey: testEventKey}},
 		{TypeApprovalDeny, `{"eventKey":"` + testEventKey + `","reason":"no ticket for this reset"}`, &ApprovalDeny{EventKey: testEventKey, Reason: "no ticket for this reset"}},
 	}

@@ -156,6 +156,7 @@ const (
 	ruleConfig         // decoder misconfiguration
 	ruleCount          // more extension attributes than allowed
 	ruleMediaType      // a media type's parameters (charset other than utf-8, repeated)
+	rulePasskey        // what a passkey credential's base64url values decode to
 )
 
 // schemaBlind reports whether the error comes from a check that the JSON

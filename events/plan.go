@@ -61,6 +61,13 @@ const (
 	OpRevokeSessions OpKind = "revokeSessions"
 	// OpSetAccountEnabled makes the account enabled or disabled (Enabled).
 	OpSetAccountEnabled OpKind = "setAccountEnabled"
+	// OpPasskeyOptions gets passkey creation options for the user (a new
+	// challenge, valid 5 minutes) and seals them to SealTo, an enrolment
+	// station. It writes no method.
+	OpPasskeyOptions OpKind = "passkeyOptions"
+	// OpRegisterPasskey posts the credential Passkey describes: the passkey
+	// an enrolment station made from passkeyOptions.
+	OpRegisterPasskey OpKind = "registerPasskey"
 )
 
 // OpKinds returns every operation kind.
@@ -69,6 +76,7 @@ func OpKinds() []OpKind {
 		OpReadMethods, OpEnsurePhone, OpRemovePhone, OpSetSMSSignIn, OpEnsureEmail,
 		OpRemoveEmail, OpIssueTAP, OpRemoveTAPs, OpIssueQRCodePin, OpRemoveQRCodePin, OpRemoveMethod, OpRemoveDeviceMethods,
 		OpRemoveAllMethods, OpResetPassword, OpRevokeSessions, OpSetAccountEnabled,
+		OpPasskeyOptions, OpRegisterPasskey,
 	}
 }
 
@@ -93,12 +101,13 @@ type Op struct {
 	Email      string       // ensureEmail
 	TAP        *TAPSpec     // issueTap
 	QRCode     *QRCodeSpec  // issueQrCodePin
+	Passkey    *PasskeySpec // registerPasskey
 	MethodID   string       // removeMethod
 	Match      *DeviceMatch // removeDeviceMethods
 	Kinds      []string     // removeDeviceMethods
 	Enabled    bool         // setSmsSignIn, setAccountEnabled
 	// SealTo is the recipient's curve public key for issueTap,
-	// issueQrCodePin and resetPassword.
+	// issueQrCodePin, resetPassword and passkeyOptions.
 	SealTo      string
 	ForceChange bool // resetPassword
 }
@@ -130,18 +139,19 @@ type DeviceMatch struct {
 
 // opJSON is Op's JSON form: Enabled only where it means something.
 type opJSON struct {
-	Kind        OpKind      `json:"op"`
-	MethodKind  string      `json:"methodKind,omitempty"`
-	Phone       *PhoneSpec  `json:"phone,omitempty"`
-	Email       string      `json:"email,omitempty"`
-	TAP         *TAPSpec    `json:"tap,omitempty"`
-	QRCode      *QRCodeSpec `json:"qrCode,omitempty"`
-	MethodID    string      `json:"methodId,omitempty"`
-	Match       *deviceJSON `json:"match,omitempty"`
-	Kinds       []string    `json:"kinds,omitempty"`
-	Enabled     *bool       `json:"enabled,omitempty"`
-	SealTo      string      `json:"sealTo,omitempty"`
-	ForceChange *bool       `json:"forceChange,omitempty"`
+	Kind        OpKind       `json:"op"`
+	MethodKind  string       `json:"methodKind,omitempty"`
+	Phone       *PhoneSpec   `json:"phone,omitempty"`
+	Email       string       `json:"email,omitempty"`
+	TAP         *TAPSpec     `json:"tap,omitempty"`
+	QRCode      *QRCodeSpec  `json:"qrCode,omitempty"`
+	Passkey     *PasskeySpec `json:"passkey,omitempty"`
+	MethodID    string       `json:"methodId,omitempty"`
+	Match       *deviceJSON  `json:"match,omitempty"`
+	Kinds       []string     `json:"kinds,omitempty"`
+	Enabled     *bool        `json:"enabled,omitempty"`
+	SealTo      string       `json:"sealTo,omitempty"`
+	ForceChange *bool        `json:"forceChange,omitempty"`
 }
 
 type deviceJSON struct {
@@ -153,7 +163,7 @@ type deviceJSON struct {
 // contains full phone numbers and email addresses: do not log it (Op's
 // LogValue masks them).
 func (o Op) MarshalJSON() ([]byte, error) {
-	j := opJSON{Kind: o.Kind, MethodKind: o.MethodKind, Phone: o.Phone, Email: o.Email, TAP: o.TAP, QRCode: o.QRCode,
+	j := opJSON{Kind: o.Kind, MethodKind: o.MethodKind, Phone: o.Phone, Email: o.Email, TAP: o.TAP, QRCode: o.QRCode, Passkey: o.Passkey,
 		MethodID: o.MethodID, Kinds: o.Kinds, SealTo: o.SealTo}
 	if o.Match != nil {
 		j.Match = &deviceJSON{DisplayName: o.Match.DisplayName, DeviceID: o.Match.DeviceID}
@@ -324,6 +334,10 @@ func Plan(ev *Event) ([]Op, error) {
 		return []Op{issueQRCodePin(&p.QRCodePinRequest)}, nil
 	case *QRCodeRemove:
 		return []Op{{Kind: OpRemoveQRCodePin, MethodKind: KindQRCodePin}}, nil
+	case *PasskeyOptionsRequest:
+		return []Op{{Kind: OpPasskeyOptions, MethodKind: KindFIDO2, SealTo: p.SealTo}}, nil
+	case *PasskeyRegister:
+		return []Op{{Kind: OpRegisterPasskey, MethodKind: KindFIDO2, Passkey: p.PublicKeyCredential.spec(p.DisplayName)}}, nil
 	case *MethodRemove:
 		return []Op{{Kind: OpRemoveMethod, MethodKind: p.MethodKind, MethodID: p.MethodID}}, nil
 	case *PasswordReset:

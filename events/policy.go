@@ -21,11 +21,13 @@ import (
 // LoadPolicy or DevPolicy; it is read-only afterwards and safe for
 // concurrent use.
 type Policy struct {
-	maxAge        time.Duration
-	maxFutureSkew time.Duration
-	tap           tapBounds
-	sources       map[string]*sourcePolicy // by source; "*" matches any source not listed
-	protected     protectedUsers
+	maxAge time.Duration
+	// maxScheduleAhead bounds data.effectiveAt (0: DefaultMaxScheduleAhead).
+	maxScheduleAhead time.Duration
+	maxFutureSkew    time.Duration
+	tap              tapBounds
+	sources          map[string]*sourcePolicy // by source; "*" matches any source not listed
+	protected        protectedUsers
 	// interactivePrefixes: sources whose name starts with one of these are
 	// interactive unless their entry says otherwise (DevPolicy's helpdesk/).
 	interactivePrefixes []string
@@ -101,7 +103,17 @@ const (
 	DefaultTAPMin        = 60  // minutes; the Entra tenant default minimum
 	DefaultTAPMax        = 480 // minutes; the Entra tenant default maximum
 	DefaultMaxStartDelay = 7 * 24 * time.Hour
+	// DefaultMaxScheduleAhead bounds how far ahead data.effectiveAt may be.
+	DefaultMaxScheduleAhead = 90 * 24 * time.Hour
 )
+
+// MaxScheduleAhead is how far in the future data.effectiveAt may be.
+func (p *Policy) MaxScheduleAhead() time.Duration {
+	if p.maxScheduleAhead == 0 {
+		return DefaultMaxScheduleAhead
+	}
+	return p.maxScheduleAhead
+}
 
 // MaxAge is the oldest event the policy accepts. An idempotency ledger must
 // keep event keys at least this long, or an old event could be replayed.
@@ -249,6 +261,10 @@ func parsePolicy(b []byte) (*Policy, *PolicyError) {
 			if p.maxFutureSkew, err = durationValue(m.val, "maxFutureSkew", 0, time.Hour); err != nil {
 				return nil, err
 			}
+		case "maxScheduleAhead":
+			if p.maxScheduleAhead, err = durationValue(m.val, "maxScheduleAhead", time.Minute, 366*24*time.Hour); err != nil {
+				return nil, err
+			}
 		case "tap":
 			if err := p.parseTAP(m.val); err != nil {
 				return nil, err
@@ -271,7 +287,7 @@ func parsePolicy(b []byte) (*Policy, *PolicyError) {
 		case "approvals":
 			approvalsNode = m.val
 		default:
-			return nil, nodeError(m.keyNode, m.key, "unknown setting (known: version, maxAge, maxFutureSkew, tap, sources, protectedUsers, notify, limits, approvers, approvals)")
+			return nil, nodeError(m.keyNode, m.key, "unknown setting (known: version, maxAge, maxFutureSkew, maxScheduleAhead, tap, sources, protectedUsers, notify, limits, approvers, approvals)")
 		}
 	}
 	if !sawVersion {

@@ -33,6 +33,10 @@ const (
 	StatusSucceeded Status = "succeeded" // every operation ended created, updated, deleted, unchanged or skipped
 	StatusFailed    Status = "failed"    // an operation failed, or the user was not found
 	StatusRejected  Status = "rejected"  // refused before any write: bad input, signature, replay, policy
+	// StatusScheduled is interim: the event has data.effectiveAt in the
+	// future; it was checked and accepted and will be applied then, with
+	// its final result under the event's own result id.
+	StatusScheduled Status = "scheduled"
 	// StatusPendingApproval is interim: the event is parked until an
 	// approver decides it or its approval rule's timeout ends it; its final
 	// result follows (approval.go).
@@ -41,12 +45,19 @@ const (
 
 // Valid reports whether s is one of the statuses.
 func (s Status) Valid() bool {
-	return s == StatusSucceeded || s == StatusFailed || s == StatusRejected || s == StatusPendingApproval
+	return s == StatusSucceeded || s == StatusFailed || s == StatusRejected || s == StatusScheduled || s == StatusPendingApproval
 }
 
-// Final reports whether an event's result with status s is its last: every
-// status but pending_approval.
-func (s Status) Final() bool { return s.Valid() && s != StatusPendingApproval }
+// Final reports whether s ends its event (every status but the interim
+// ones, scheduled and pending_approval).
+func (s Status) Final() bool { return s.Valid() && s != StatusScheduled && s != StatusPendingApproval }
+
+// InterimResultID is the id of an interim result (status scheduled or
+// pending_approval) of an event: EventKey(source, id) + ":" + the status,
+// so it never takes the place of the event's final result.
+func InterimResultID(source, id string, s Status) string {
+	return EventKey(source, id) + ":" + string(s)
+}
 
 // Outcome is how one operation ended. In a dry run it is what the
 // operation would have done, and nothing was written.
@@ -170,8 +181,9 @@ type Redrive struct {
 //     same rejection, and a forged or broken copy can never take the place
 //     of the genuine event's result;
 //   - EventKey(source, id) + ":redrive-N" for the result of the N-th re-drive;
-//   - EventKey(source, id) + ":pending" for the interim result of an event
-//     parked for approval (PendingResultID); its final result has the key.
+//   - EventKey(source, id) + ":pending_approval" for the interim result of
+//     an event parked for approval (PendingResultID, InterimResultID); its
+//     final result has the key.
 func ResultID(source, id string, rejectedBody []byte, redrive int) string {
 	k := EventKey(source, id)
 	switch {
@@ -194,7 +206,7 @@ type OpResult struct {
 	// phone number or address: use MaskPhone and MaskEmail.
 	Detail  string          `json:"detail,omitempty"`
 	Error   *ErrorInfo      `json:"error,omitempty"`
-	Secret  *Sealed         `json:"secret,omitempty"`  // issueTap, issueQrCodePin, resetPassword
+	Secret  *Sealed         `json:"secret,omitempty"`  // issueTap, issueQrCodePin, resetPassword, passkeyOptions
 	Methods []MethodSummary `json:"methods,omitempty"` // readMethods
 }
 
@@ -205,6 +217,9 @@ type MethodSummary struct {
 	DisplayName string    `json:"displayName,omitempty"`
 	Detail      string    `json:"detail,omitempty"` // e.g. "mobile +1 ******0100"; masked like OpResult.Detail
 	CreatedAt   time.Time `json:"createdDateTime,omitzero"`
+	// Default marks the user's default MFA method, when known (the worker
+	// reads it only with --graph-beta default-method).
+	Default bool `json:"default,omitempty"`
 }
 
 // MethodKinds returns every Graph method kind.
@@ -310,7 +325,7 @@ func hasMember(v *value, path ...string) bool {
 
 const (
 	maxDetailLen     = 256
-	maxCiphertextLen = 4096
+	maxCiphertextLen = 24 << 10 // sealed passkey options (16 KiB) in base64
 )
 
 func (r *Result) validate() *Error {
@@ -369,9 +384,9 @@ func (r *Result) validate() *Error {
 		}
 	}
 	if !d.Status.Valid() {
-		return invalid("data.status", "must be succeeded, failed, rejected or pending_approval")
+		return invalid("data.status", "must be succeeded, failed, rejected, scheduled or pending_approval")
 	}
-	if (d.Status == StatusSucceeded || d.Status == StatusPendingApproval) != (d.Error == nil) {
+	if (d.Status == StatusFailed || d.Status == StatusRejected) != (d.Error != nil) {
 		return invalid("data.error", "required when, and only when, the status is failed or rejected")
 	}
 	if err := d.validateApproval(r.ID); err != nil {

@@ -221,7 +221,7 @@ func TestResultEnums(t *testing.T) {
 	if Status("ok").Valid() || Outcome("ok").Valid() || OpKind("ok").Valid() {
 		t.Error("unknown values are valid")
 	}
-	if len(OpKinds()) != 16 || len(MethodKinds()) != 11 {
+	if len(OpKinds()) != 18 || len(MethodKinds()) != 11 {
 		t.Errorf("%d op kinds, %d method kinds", len(OpKinds()), len(MethodKinds()))
 	}
 }

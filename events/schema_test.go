@@ -464,7 +464,7 @@ func TestDocExamples(t *testing.T) {
 			if CodeOf(err) != CodeBadSignature {
 				t.Errorf("example policy, unsigned %s: %v, want bad_signature", name, err)
 			}
-		case ev.Source == "hr/workday" || ev.Source == "helpdesk/servicenow":
+		case ev.Source == "hr/workday" || ev.Source == "helpdesk/servicenow" || ev.Source == "enrolment/desk-1":
 			if CodeOf(err) != CodeBadSignature {
 				t.Errorf("example policy, unsigned %s: %v, want bad_signature", name, err)
 			}

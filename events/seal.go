@@ -26,14 +26,16 @@ type QRCodePinSecret struct {
 }
 
 // SecretKinds returns every kind of sealed secret.
-func SecretKinds() []string { return []string{SecretTAP, SecretPassword, SecretQRCodePin} }
+func SecretKinds() []string {
+	return []string{SecretTAP, SecretPassword, SecretQRCodePin, SecretPasskeyOptions}
+}
 
 // Sealed is a secret encrypted to its recipient: NaCl box (X25519,
 // XSalsa20-Poly1305) as nkeys xkeys implement it, from the worker's curve
 // key (Sender) to the recipient's (Recipient). Only the holder of the
 // recipient's seed can open it, and opening also proves who sealed it.
 type Sealed struct {
-	Kind       string `json:"kind"`       // temporaryAccessPass | password | qrCodePin
+	Kind       string `json:"kind"`       // temporaryAccessPass | password | qrCodePin | passkeyCreationOptions
 	Recipient  string `json:"recipient"`  // the recipient's curve public key, X...
 	Sender     string `json:"sender"`     // the worker's curve public key, X...
 	Ciphertext string `json:"ciphertext"` // standard base64 of the xkv1 box
@@ -44,6 +46,10 @@ type Sealed struct {
 // key and the UPN) a few hundred bytes.
 const maxSecretLen = 2048
 
+// maxPasskeyOptionsLen bounds sealed passkey options: a user with many
+// registered keys has a long excludeCredentials list.
+const maxPasskeyOptionsLen = 16 << 10
+
 // Seal encrypts secret to recipientPub with the sender's curve key pair.
 // Seal keeps no reference to secret; the caller should clear it (clear(b))
 // once sealed, so the plain text lives in memory only for that moment.
@@ -51,8 +57,12 @@ func Seal(kind string, secret []byte, recipientPub string, sender nkeys.KeyPair)
 	if !slices.Contains(SecretKinds(), kind) {
 		return nil, fmt.Errorf("seal secret: unknown kind %s", quote(kind))
 	}
-	if len(secret) == 0 || len(secret) > maxSecretLen {
-		return nil, fmt.Errorf("seal secret: secret must be 1..%d bytes", maxSecretLen)
+	limit := maxSecretLen
+	if kind == SecretPasskeyOptions {
+		limit = maxPasskeyOptionsLen
+	}
+	if len(secret) == 0 || len(secret) > limit {
+		return nil, fmt.Errorf("seal secret: secret must be 1..%d bytes", limit)
 	}
 	if !reXKey.MatchString(recipientPub) || !nkeys.IsValidPublicCurveKey(recipientPub) {
 		return nil, fmt.Errorf("seal secret: recipient is not an nkeys curve public key")

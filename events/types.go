@@ -48,6 +48,7 @@ func Types() []string {
 		TypePhoneSet, TypePhoneRemove, TypeSMSSignInEnable, TypeSMSSignInDisable,
 		TypeEmailSet, TypeEmailRemove, TypeTAPIssue, TypeTAPRemove,
 		TypeQRCodeIssue, TypeQRCodeRemove, TypeMethodRemove, TypePasswordReset,
+		TypePasskeyOptions, TypePasskeyRegister,
 		TypeApprovalGrant, TypeApprovalDeny,
 	}
 }
@@ -102,6 +103,10 @@ func newPayload(typ string) (payload, bool) {
 		return new(MethodRemove), true
 	case TypePasswordReset:
 		return new(PasswordReset), true
+	case TypePasskeyOptions:
+		return new(PasskeyOptionsRequest), true
+	case TypePasskeyRegister:
+		return new(PasskeyRegister), true
 	case TypeApprovalGrant:
 		return new(ApprovalGrant), true
 	case TypeApprovalDeny:
@@ -170,6 +175,9 @@ type Common struct {
 	// Verification is the helpdesk's evidence of who asked; the policy can
 	// require it per source and type.
 	Verification *Verification `json:"verification"`
+	// EffectiveAt (RFC 3339) defers the event: it is accepted and checked
+	// now and applied at that time (docs/events.md, "Future-dated events").
+	EffectiveAt string `json:"effectiveAt"`
 }
 
 func (c *Common) common() *Common { return c }

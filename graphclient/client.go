@@ -23,6 +23,7 @@ import (
 	textser "github.com/microsoft/kiota-serialization-text-go"
 	core "github.com/microsoftgraph/msgraph-sdk-go-core"
 	"github.com/microsoftgraph/msgraph-sdk-go/users"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // DefaultBaseURL is the Graph v1.0 endpoint of the global cloud.
@@ -39,6 +40,10 @@ type Config struct {
 	// Plain http is accepted with Token, and with Credential only for a
 	// loopback host.
 	BaseURL string
+	// BetaURL is the Graph beta root, for the few beta calls
+	// (SignInPreferences). Defaults to BaseURL with its "/v1.0" replaced by
+	// "/beta"; it must have BaseURL's scheme and host.
+	BetaURL string
 	// Token is a static bearer token (the emulator). Exactly one of Token
 	// and Credential must be set.
 	Token string
@@ -62,15 +67,21 @@ type Config struct {
 	// Logger receives debug lines per attempt and warnings on throttling.
 	// Defaults to discarding.
 	Logger *slog.Logger
+	// TracerProvider, if set, gets a client span per HTTP request, whose
+	// W3C trace context is the traceparent sent to Graph (trace.go).
+	// Defaults to none: no spans, and the caller's trace context is passed on.
+	TracerProvider trace.TracerProvider
 }
 
 // Client performs typed Graph operations. It is safe for concurrent use.
 type Client struct {
 	base     *url.URL
+	beta     *url.URL // nil: no beta calls
 	adapter  abs.RequestAdapter
 	tokens   *tokenProvider
 	throttle *Throttle
 	observe  func(op string, status int, d time.Duration)
+	tracer   trace.Tracer // nil: no spans
 	log      *slog.Logger
 	timeout  time.Duration
 	now      func() time.Time
@@ -95,6 +106,10 @@ func New(cfg Config) (*Client, error) {
 	case strings.ContainsAny(cfg.Token, "\r\n"):
 		return nil, errors.New("graphclient config: Token contains a line break")
 	}
+	beta, err := betaBaseURL(base, cfg.BetaURL)
+	if err != nil {
+		return nil, fmt.Errorf("graphclient config: %w", err)
+	}
 	scopes := cfg.Scopes
 	if len(scopes) == 0 {
 		scopes = []string{DefaultScope}
@@ -106,9 +121,11 @@ func New(cfg Config) (*Client, error) {
 
 	c := &Client{
 		base:         base,
+		beta:         beta,
 		tokens:       tokens,
 		throttle:     cfg.Throttle,
 		observe:      cfg.Observe,
+		tracer:       tracerOf(cfg.TracerProvider),
 		log:          cfg.Logger,
 		timeout:      DefaultRequestTimeout,
 		now:          time.Now,
@@ -268,12 +285,12 @@ func (h *attemptHandler) Intercept(p khttp.Pipeline, i int, req *http.Request) (
 		return nil, errors.New("graphclient: request outside a client call")
 	}
 	req.Header.Set("client-request-id", ex.requestID)
-	if ex.traceParent != "" {
-		req.Header.Set("traceparent", ex.traceParent)
-	}
+	req, span := h.c.startRequestSpan(req, ex)
 	if req.Header.Get("Authorization") == "" {
-		return nil, &tokenError{code: "noToken", class: ErrPermission,
+		err := &tokenError{code: "noToken", class: ErrPermission,
 			err: errors.New("refusing to send a request without a bearer token")}
+		endRequestSpan(span, response{}, err)
+		return nil, err
 	}
 	start := time.Now()
 	resp, err := p.Next(req, i)
@@ -288,6 +305,7 @@ func (h *attemptHandler) Intercept(p khttp.Pipeline, i int, req *http.Request) (
 			challenge: strings.Join(resp.Header.Values("WWW-Authenticate"), ", "),
 		}
 	}
+	endRequestSpan(span, ex.last, err)
 	if h.c.observe != nil {
 		h.c.observe(ex.op, ex.last.status, d)
 	}
@@ -322,9 +340,10 @@ type traceParentKey struct{}
 // asked for them continues into Graph. tp must be version 00:
 // 00-<32 hex>-<16 hex>-<2 hex>, lower case, with neither the trace id nor
 // the parent id all zeros. An invalid tp is ignored: ctx comes back
-// unchanged. The client records no spans of its own, so it passes the
-// header on as it came, as Trace Context asks of a party that does not
-// trace.
+// unchanged. A span in ctx (OpenTelemetry) takes precedence. Without
+// Config.TracerProvider the client passes the header on as it came, as
+// Trace Context asks of a party that does not trace; with one, each request
+// sends the traceparent of its own span, a child of tp.
 func WithTraceParent(ctx context.Context, tp string) context.Context {
 	if !validTraceParent(tp) {
 		return ctx

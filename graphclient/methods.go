@@ -400,6 +400,12 @@ func toMethod(m models.AuthenticationMethodable) Method {
 		out.DisplayName = str(v.GetDisplayName())
 		out.Model = str(v.GetModel())
 		out.AAGUID = str(v.GetAaGuid())
+		if pt := v.GetPasskeyType(); pt != nil {
+			out.PasskeyType = pt.String()
+		}
+		if l := v.GetAttestationLevel(); l != nil {
+			out.Attestation = l.String()
+		}
 	case *models.MicrosoftAuthenticatorAuthenticationMethod:
 		out.Kind = KindMicrosoftAuthenticator
 		out.DisplayName = str(v.GetDisplayName())

@@ -63,6 +63,8 @@ type Method struct {
 	PhoneAppVersion string // microsoftAuthenticator
 	Model           string // fido2
 	AAGUID          string // fido2
+	PasskeyType     string // fido2: deviceBound or synced
+	Attestation     string // fido2: attestationLevel, attested or notAttested
 	KeyStrength     string // windowsHelloForBusiness, platformCredential
 	Platform        string // platformCredential
 

@@ -8,32 +8,65 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/authflow/authflow/events"
 )
 
-func TestDecodeHeaderValue(t *testing.T) {
+// TestBinaryEvent: binary mode over HTTP follows the worker's rules for the
+// NATS binding (events.StructuredFromBinary): header names in any case,
+// values unquoted and percent-decoded once, Content-Type as
+// datacontenttype, the body as data.
+func TestBinaryEvent(t *testing.T) {
+	base := func(kv ...string) http.Header {
+		h := http.Header{}
+		h.Set("Content-Type", "application/json")
+		h.Set("Ce-Id", "id-1")
+		for i := 0; i+1 < len(kv); i += 2 {
+			h.Add(kv[i], kv[i+1])
+		}
+		return h
+	}
 	tests := []struct {
-		in, want string
-		ok       bool
+		name   string
+		h      http.Header
+		body   string
+		want   string // the structured event, or "" for a refusal
+		field  string // the refusal's field
+		status int
 	}{
-		{"plain", "plain", true},
-		{"Euro%20%E2%82%AC%20%F0%9F%98%80", "Euro € 😀", true}, // the binding's own example
-		{"lower%e2%82%acok", "lower€ok", true},
-		{"%41%42", "AB", true}, // needlessly encoded: accepted
-		{`"quoted value"`, "quoted value", true},
-		{`"a \"b\" c"`, `a "b" c`, true},
-		{`"a%20b"`, "a b", true}, // unquote, then percent-decode
-		{"%C0%A0", "", false},    // overlong encoding of U+0020
-		{"%FF", "", false},
-		{"%4", "", false},
-		{"%zz", "", false},
-		{`"open`, "", false},
-		{`"a"b`, "", false},
+		{"percent-encoded", base("Ce-Subject", "Euro%20%E2%82%AC%20%F0%9F%98%80"), `{"a":1}`,
+			`{"id":"id-1","subject":"Euro € 😀","datacontenttype":"application/json","data":{"a":1}}`, "", 0},
+		{"quoted, then percent-decoded", base("Ce-Source", `"a%20b"`), `{}`,
+			`{"id":"id-1","source":"a b","datacontenttype":"application/json","data":{}}`, "", 0},
+		{"core attributes first, then extensions sorted", base("Ce-Zext", "z", "Ce-Aext", "a", "Ce-Specversion", "1.0"), ` [1] `,
+			`{"specversion":"1.0","id":"id-1","datacontenttype":"application/json","aext":"a","zext":"z","data":[1]}`, "", 0},
+		{"ce-datacontenttype that agrees", base("Ce-Datacontenttype", "application/json"), `{}`,
+			`{"id":"id-1","datacontenttype":"application/json","data":{}}`, "", 0},
+		{"ce-datacontenttype that differs", base("Ce-Datacontenttype", "text/json"), `{}`, "", "datacontenttype", 400},
+		{"overlong UTF-8", base("Ce-Subject", "%C0%A0"), `{}`, "", "subject", 400},
+		{"bad percent", base("Ce-Subject", "%zz"), `{}`, "", "subject", 400},
+		{"repeated", base("Ce-Subject", "a", "Ce-Subject", "b"), `{}`, "", "subject", 400},
+		{"ce-data", base("Ce-Data", "{}"), `{}`, "", "data", 400},
+		{"not an attribute name", base("Ce-Under_score", "x"), `{}`, "", "under_score", 400},
+		{"empty body", base(), ``, "", "data", 400},
+		{"body not JSON", base(), `{`, "", "data", 400},
+		{"duplicate key in the body", base(), `{"a":1,"a":2}`, "", "data", 400},
+		{"no ce- header", http.Header{"Content-Type": {"application/json"}}, `{}`, "", "specversion", 400},
+		{"signed", base(events.HeaderSignature, "x"), `{}`, "", "", 400},
 	}
 	for _, tc := range tests {
-		got, err := decodeHeaderValue(tc.in)
-		if (err == nil) != tc.ok || got != tc.want {
-			t.Errorf("decodeHeaderValue(%q) = %q, %v; want %q ok=%v", tc.in, got, err, tc.want, tc.ok)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			got, p := binaryEvent(tc.h, []byte(tc.body))
+			if tc.want != "" {
+				if p != nil || string(got) != tc.want {
+					t.Fatalf("binaryEvent = %s, %+v\nwant %s", got, p, tc.want)
+				}
+				return
+			}
+			if p == nil || p.status != tc.status || p.field != tc.field {
+				t.Fatalf("binaryEvent = %s, %+v; want a %d refusal at %q", got, p, tc.status, tc.field)
+			}
+		})
 	}
 }
 
@@ -113,7 +146,8 @@ func FuzzHTTPBinding(f *testing.F) {
 			if utf8.ValidString(subject) {
 				h.Set("Ce-Subject", encodeHeaderValue(subject))
 			}
-			raw, p := binaryEvent(h, contentType, body)
+			h.Set("Content-Type", contentType)
+			raw, p := binaryEvent(h, body)
 			if p != nil {
 				return
 			}
@@ -124,8 +158,12 @@ func FuzzHTTPBinding(f *testing.F) {
 			if utf8.ValidString(subject) && doc["subject"] != subject {
 				t.Fatalf("subject %q did not round-trip: %q", subject, doc["subject"])
 			}
-			if doc["datacontenttype"] != contentType {
-				t.Fatalf("datacontenttype %q", doc["datacontenttype"])
+			if plain := !strings.ContainsAny(contentType, `%"`); plain && doc["datacontenttype"] != strings.Trim(contentType, " \t") {
+				t.Fatalf("datacontenttype %q, want Content-Type %q", doc["datacontenttype"], contentType)
+			}
+			// The worker reads the same message off NATS the same way.
+			if again, err := events.StructuredFromBinary(h, body); err != nil || !bytes.Equal(again, raw) {
+				t.Fatalf("events.StructuredFromBinary = %s, %v; the ingress built %s", again, err, raw)
 			}
 		}
 	})

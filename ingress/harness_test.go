@@ -34,7 +34,7 @@ import (
 
 // startNATS runs an embedded JetStream server on 127.0.0.1 with its store
 // in dir; port -1 picks a free port.
-func startNATS(t *testing.T, dir string, port int) *server.Server {
+func startNATS(t testing.TB, dir string, port int) *server.Server {
 	t.Helper()
 	s, err := server.NewServer(&server.Options{
 		ServerName: "test", Host: "127.0.0.1", Port: port,
@@ -53,7 +53,7 @@ func startNATS(t *testing.T, dir string, port int) *server.Server {
 
 // createStreams makes the three streams as the worker would (without its
 // partitioning transform, which the ingress does not see).
-func createStreams(t *testing.T, js jetstream.JetStream) {
+func createStreams(t testing.TB, js jetstream.JetStream) {
 	t.Helper()
 	ctx := context.Background()
 	for _, sc := range []jetstream.StreamConfig{
@@ -135,7 +135,7 @@ sources:
 // harness is an ingress over TLS on loopback in front of an embedded
 // JetStream server.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	dir    string
 	ns     *server.Server
 	nc     *nats.Conn
@@ -168,7 +168,7 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-func newHarness(t *testing.T, config string, tweak func(*Config)) *harness {
+func newHarness(t testing.TB, config string, tweak func(*Config)) *harness {
 	t.Helper()
 	h := &harness{t: t, dir: t.TempDir(), seeds: map[string]nkeys.KeyPair{}, logs: &syncBuffer{}}
 	h.ns = startNATS(t, h.dir, -1)
@@ -224,7 +224,7 @@ func (h *harness) clock() time.Time {
 }
 
 // newCA makes a throw-away certificate authority for client certificates.
-func newCA(t *testing.T) (*x509.Certificate, *ecdsa.PrivateKey) {
+func newCA(t testing.TB) (*x509.Certificate, *ecdsa.PrivateKey) {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{
@@ -240,7 +240,7 @@ func newCA(t *testing.T) (*x509.Certificate, *ecdsa.PrivateKey) {
 	return ca, key
 }
 
-func newClientCert(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, san string) tls.Certificate {
+func newClientCert(t testing.TB, ca *x509.Certificate, caKey *ecdsa.PrivateKey, san string) tls.Certificate {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{

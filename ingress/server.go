@@ -40,6 +40,9 @@ const (
 	retryAfterUnavailable = 5
 	// replayCacheSize bounds the remembered webhook-ids.
 	replayCacheSize = 100_000
+	// resultsWaitIdle is how long the server keeps the consumer of a
+	// Prefer: wait once nobody pulls from it.
+	resultsWaitIdle = 30 * time.Second
 )
 
 // Options configure a Server.
@@ -436,7 +439,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	raw := body
 	if mode == modeBinary {
-		if raw, p = binaryEvent(r.Header, r.Header.Get("Content-Type"), body); p != nil {
+		if raw, p = binaryEvent(r.Header, body); p != nil {
 			x.fail(p)
 			return
 		}
@@ -542,14 +545,18 @@ func preferWait(h http.Header) (time.Duration, bool) {
 }
 
 // awaitResult reads the results stream for the event's result until ctx
-// ends. It reads the user's result subject from a little before now
-// (all of it when the publish was a duplicate: the result may be old).
+// ends. It reads the user's result subject from a little before now (all
+// of it when the publish was a duplicate: the result may be old), with one
+// ordered consumer that pulls continuously: fetching with Next would make
+// (and delete) a new consumer per fetch, and the ingress's NATS user may
+// not delete consumers. The server removes the consumer once it has been
+// idle for resultsWaitIdle.
 func (s *Server) awaitResult(ctx context.Context, a *accepted) ([]byte, bool) {
 	st, err := s.js.Stream(ctx, ResultsStream)
 	if err != nil {
 		return nil, false
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{a.ResultSubject}}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{a.ResultSubject}, InactiveThreshold: resultsWaitIdle}
 	if !a.Duplicate {
 		// Five minutes of slack for the NATS servers' clocks.
 		since := s.now().Add(-5 * time.Minute)
@@ -559,14 +566,16 @@ func (s *Server) awaitResult(ctx context.Context, a *accepted) ([]byte, bool) {
 	if err != nil {
 		return nil, false
 	}
-	for ctx.Err() == nil {
-		wait := time.Second
-		if dl, ok := ctx.Deadline(); ok {
-			wait = min(5*time.Second, max(100*time.Millisecond, time.Until(dl)))
-		}
-		m, err := c.Next(jetstream.FetchMaxWait(wait))
+	it, err := c.Messages(jetstream.PullMaxMessages(16))
+	if err != nil {
+		return nil, false
+	}
+	defer it.Stop()
+	defer context.AfterFunc(ctx, it.Stop)()
+	for {
+		m, err := it.Next()
 		if err != nil {
-			continue
+			return nil, false // ctx ended (the iterator is stopped), or the consumer failed
 		}
 		h := m.Headers()
 		if h.Get(HeaderEventSource) != a.ev.Source || h.Get(HeaderEventID) != a.ev.ID {
@@ -577,7 +586,6 @@ func (s *Server) awaitResult(ctx context.Context, a *accepted) ([]byte, bool) {
 			return m.Data(), true
 		}
 	}
-	return nil, false
 }
 
 func (s *Server) handleHook(w http.ResponseWriter, r *http.Request) {

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/authflow/authflow/events"
 	"github.com/authflow/authflow/graphclient"
@@ -117,12 +118,21 @@ type Config struct {
 	NATSTimeout time.Duration
 	// PasswordMode picks the password reset API. Defaults to PasswordPatch.
 	PasswordMode PasswordMode
+	// BetaDefaultMethod reads and moves users' default MFA method through
+	// Graph beta's signInPreferences (--graph-beta default-method): Graph
+	// must then also implement SignInPreferences and SetPreferredMethod.
+	// Off, the worker uses Graph v1.0 only.
+	BetaDefaultMethod bool
 
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Metrics receives the worker's metrics. Defaults to NewMetrics on a
 	// private registry.
 	Metrics *Metrics
+	// TracerProvider, if set, records a span per delivery and its steps
+	// (trace.go); give graphclient.Config the same one for the Graph
+	// requests. Defaults to none: tracing off, at no cost.
+	TracerProvider trace.TracerProvider
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
 	// Hook, when set, is called at the crash points named Hook*; an error
@@ -217,6 +227,9 @@ func (c Config) validateSettings() error {
 		if v < lo || v > hi {
 			bad(field, "must be %s..%s, got %s", lo, hi, v)
 		}
+	}
+	if _, ok := c.Graph.(signInPrefs); c.BetaDefaultMethod && c.Graph != nil && !ok {
+		bad("BetaDefaultMethod", "needs a Graph that implements SignInPreferences and SetPreferredMethod")
 	}
 	intRange("Partitions", c.Partitions, 1, MaxPartitions)
 	intRange("Concurrency", c.Concurrency, 1, 10000)

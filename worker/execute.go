@@ -51,6 +51,7 @@ type executor struct {
 	now     func() time.Time
 	hook    func(string) error
 	metrics *Metrics
+	prefs   signInPrefs // beta default method (execute_default.go); nil: off
 }
 
 // run is one attempt at one event's plan.
@@ -65,6 +66,10 @@ type run struct {
 	// done holds the results of the steps run so far, by step, for the
 	// intent of a later secret step.
 	done map[int][]events.OpResult
+	// defaults is the user's beta signInPreferences once read; defaultsErr
+	// why it could not be (execute_default.go).
+	defaults    *graphclient.SignInPreferences
+	defaultsErr error
 }
 
 // call runs one logical Graph operation under the retry policy, with a
@@ -159,10 +164,10 @@ type stepFunc func(r *run, ctx context.Context, i int, op events.Op) ([]events.O
 // steps is the dispatch table: one entry per events.OpKind, each in the file
 // of its family (TestDispatchTable checks it against events.OpKinds).
 var steps = map[events.OpKind]stepFunc{
-	events.OpReadMethods:         plain((*run).readMethods),
+	events.OpReadMethods:         plain((*run).readMethodsDefault),
 	events.OpRemoveMethod:        plain((*run).removeMethod),
-	events.OpRemoveDeviceMethods: plain((*run).removeDeviceMethods),
-	events.OpRemoveAllMethods:    plain((*run).removeAllMethods),
+	events.OpRemoveDeviceMethods: plain((*run).removeDeviceMethodsDefault),
+	events.OpRemoveAllMethods:    plain((*run).removeAllMethodsDefault),
 	events.OpEnsurePhone:         plain((*run).ensurePhone),
 	events.OpRemovePhone:         plain((*run).removePhone),
 	events.OpSetSMSSignIn:        plain((*run).setSMSSignIn),
@@ -175,6 +180,8 @@ var steps = map[events.OpKind]stepFunc{
 	events.OpResetPassword:       (*run).resetPassword,
 	events.OpRevokeSessions:      plain((*run).revokeSessions),
 	events.OpSetAccountEnabled:   plain((*run).setAccountEnabled),
+	events.OpPasskeyOptions:      plain((*run).passkeyOptions),
+	events.OpRegisterPasskey:     (*run).registerPasskey,
 }
 
 // plain adapts a step that does not need its index (no checkpoint).

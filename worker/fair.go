@@ -1,6 +1,9 @@
 package worker
 
-import "time"
+import (
+	"sync"
+	"time"
+)
 
 // Fairness between bulk sources. The partitions are FIFO across sources:
 // an event of a source with a few events queues behind every event another
@@ -93,4 +96,26 @@ func (b *backlog) minority(source string) bool {
 		largest = max(largest, n)
 	}
 	return b.count[source]*fairRatio < largest
+}
+
+// lockedBacklog is the backlog the scanner's two readers share.
+type lockedBacklog struct {
+	mu       sync.Mutex
+	b        *backlog
+	lastTrim time.Time
+}
+
+// addAndCheck counts an event of source and reports whether it takes the
+// fair lane (counted before it is added); trim runs at most every
+// backlogTrimEvery, under the lock.
+func (l *lockedBacklog) addAndCheck(p int, seq uint64, source string, trim func()) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if time.Since(l.lastTrim) > backlogTrimEvery {
+		trim()
+		l.lastTrim = time.Now()
+	}
+	fair := l.b.minority(source)
+	l.b.add(p, seq, source)
+	return fair
 }

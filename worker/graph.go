@@ -28,6 +28,8 @@ type Graph interface {
 	CreateQRCodePin(ctx context.Context, userID string, req graphclient.QRCodePinRequest) (graphclient.QRCodePin, error)
 	QRCodePinMethod(ctx context.Context, userID string) (graphclient.Method, error)
 	DeleteQRCodePin(ctx context.Context, userID string) error
+	PasskeyCreationOptions(ctx context.Context, userID string) (graphclient.PasskeyCreationOptions, error)
+	RegisterPasskey(ctx context.Context, userID string, reg graphclient.PasskeyRegistration) (graphclient.Method, error)
 }
 
 var _ Graph = (*graphclient.Client)(nil)

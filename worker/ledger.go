@@ -44,6 +44,8 @@ type record struct {
 	// retry asked to be tried again: a later event of the same key that
 	// finds it unfinished waits until then rather than run it early.
 	NotBefore time.Time `json:"notBefore,omitzero"`
+	// EffectiveAt is a scheduled event's data.effectiveAt (schedule.go).
+	EffectiveAt time.Time `json:"effectiveAt,omitzero"`
 	// Received is when a worker first received the event; Started when the
 	// first attempt claimed it.
 	Received time.Time `json:"received,omitzero"`
@@ -104,7 +106,9 @@ var errNATS = errors.New("NATS unavailable")
 // errCorrupt is a ledger record that cannot be decoded.
 var errCorrupt = errors.New("ledger record undecodable")
 
-func (l ledger) do(ctx context.Context, what string, fn func(ctx context.Context) error) error {
+func (l ledger) do(ctx context.Context, what string, fn func(ctx context.Context) error) (err error) {
+	ctx, end := ledgerSpan(ctx, what)
+	defer func() { end(err) }()
 	return natsCall(ctx, "ledger "+what, l.timeout, l.tries, fn)
 }
 

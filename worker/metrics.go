@@ -53,7 +53,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			m.events.WithLabelValues(typ, o)
 		}
 	}
-	for _, o := range []string{outcomeDuplicate, outcomeRetry, outcomeBusy, outcomeAbandoned} {
+	for _, o := range []string{outcomeDuplicate, outcomeRetry, outcomeBusy, outcomeAbandoned, outcomeScheduled} {
 		m.deliveries.WithLabelValues(o)
 	}
 	for _, c := range events.Codes() {
@@ -117,7 +117,7 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		deliveries: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "authflow_deliveries_total",
-			Help: "Deliveries that did not end an event, by outcome: duplicate (result republished), retry (handed back with a delay), busy (another attempt holds the event), abandoned (stopped without ack).",
+			Help: "Deliveries that did not end an event, by outcome: duplicate (result republished), retry (handed back with a delay), busy (another attempt holds the event), abandoned (stopped without ack), scheduled (a future-dated event accepted and scheduled).",
 		}, []string{"outcome"}),
 		duration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "authflow_event_duration_seconds",

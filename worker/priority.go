@@ -134,10 +134,38 @@ func (w *Worker) runLane(ctx, work context.Context, wg *sync.WaitGroup, name str
 // lane), from the oldest event the partitions have not acked on, and
 // follows the stream. It restarts after errors from where it stopped.
 func (w *Worker) scan(ctx context.Context) {
-	next := w.ackFloor(ctx) + 1
-	bl := newBacklog()
-	lastTrim := time.Now()
-	for ctx.Err() == nil {
+	// Two readers: one follows the stream from its end, so a new
+	// interactive event is seen at once however long the backlog, and one
+	// catches up on the backlog (from the partitions' lowest ack floor to
+	// where the first one began), then stops.
+	floor := w.ackFloor(ctx)
+	last := floor
+	if s, err := w.eventsStream(ctx); err == nil {
+		cctx, cancel := context.WithTimeout(ctx, w.cfg.NATSTimeout)
+		if info, err := s.Info(cctx); err == nil {
+			last = max(floor, info.State.LastSeq)
+		}
+		cancel()
+	}
+	bl := &lockedBacklog{b: newBacklog()}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if last > floor {
+			w.scanRange(ctx, floor+1, last, bl)
+		}
+	}()
+	w.scanRange(ctx, last+1, 0, bl)
+	wg.Wait()
+}
+
+// scanRange reads the events stream from seq from up to seq to (0: follow
+// it for ever), publishing the pointers of the lanes. It restarts after
+// errors from where it stopped.
+func (w *Worker) scanRange(ctx context.Context, from, to uint64, bl *lockedBacklog) {
+	next := from
+	for ctx.Err() == nil && (to == 0 || next <= to) {
 		cons, err := w.js.OrderedConsumer(ctx, EventsStream, jetstream.OrderedConsumerConfig{
 			DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: next,
 		})
@@ -155,7 +183,7 @@ func (w *Worker) scan(ctx context.Context) {
 			continue
 		}
 		stopIt := context.AfterFunc(ctx, it.Stop)
-		for {
+		for to == 0 || next <= to {
 			msg, err := it.Next()
 			if err != nil {
 				break
@@ -165,33 +193,41 @@ func (w *Worker) scan(ctx context.Context) {
 				continue
 			}
 			seq := md.Sequence.Stream
-			if time.Since(lastTrim) > backlogTrimEvery {
-				bl.trim(func(p int) uint64 { f, _ := w.floors.get(ctx, w, p); return f })
-				lastTrim = time.Now()
-			}
-			src, _, _ := events.PeekIdentity(msg.Data())
-			if src == "" && events.IsBinary(msg.Headers()) {
-				src, _, _ = events.PeekBinaryIdentity(msg.Headers())
-			}
-			switch {
-			case src == "":
-			case w.cfg.Policy.Priority(src) == events.PriorityInteractive:
-				if err := w.point(ctx, PrioritySubjectPrefix, "prio:", msg.Subject(), seq); err != nil {
-					w.log.Warn("scan: interactive pointer not published; the partition will run the event", "err", err)
-				}
-			default:
-				p, _ := partitionOfStored(msg.Subject())
-				if bl.minority(src) {
-					if err := w.point(ctx, FairSubjectPrefix, "fair:", msg.Subject(), seq); err != nil {
-						w.log.Warn("scan: fair pointer not published; the partition will run the event", "err", err)
-					}
-				}
-				bl.add(p, seq, src)
-			}
 			next = seq + 1
+			if to != 0 && seq > to {
+				break
+			}
+			if !strings.HasPrefix(msg.Subject(), EventsSubjectPrefix) {
+				continue // a schedule (schedule.go), not an event
+			}
+			w.scanned(ctx, msg, seq, bl)
 		}
 		stopIt()
 		it.Stop()
+	}
+}
+
+// scanned publishes the lane pointer one event needs, if any.
+func (w *Worker) scanned(ctx context.Context, msg jetstream.Msg, seq uint64, bl *lockedBacklog) {
+	src, _, _ := events.PeekIdentity(msg.Data())
+	if src == "" && events.IsBinary(msg.Headers()) {
+		src, _, _ = events.PeekBinaryIdentity(msg.Headers())
+	}
+	switch {
+	case src == "":
+	case w.cfg.Policy.Priority(src) == events.PriorityInteractive:
+		if err := w.point(ctx, PrioritySubjectPrefix, "prio:", msg.Subject(), seq); err != nil {
+			w.log.Warn("scan: interactive pointer not published; the partition will run the event", "err", err)
+		}
+	default:
+		p, _ := partitionOfStored(msg.Subject())
+		if bl.addAndCheck(p, seq, src, func() {
+			bl.b.trim(func(p int) uint64 { f, _ := w.floors.get(ctx, w, p); return f })
+		}) {
+			if err := w.point(ctx, FairSubjectPrefix, "fair:", msg.Subject(), seq); err != nil {
+				w.log.Warn("scan: fair pointer not published; the partition will run the event", "err", err)
+			}
+		}
 	}
 }
 

@@ -49,6 +49,7 @@ type delivery struct {
 	rev    uint64
 	h      *hold // set once this attempt has claimed the event
 	authed bool  // the event passed CheckAuth
+	tr     eventTrace
 }
 
 // handle processes one delivery; it never returns an error: every path ends
@@ -70,7 +71,9 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) string {
 	d.md = md
 	// Whatever the outcome, an event waiting for this one looks again.
 	defer w.turns.done(md.Sequence.Stream)
+	d.traceBegin()
 	outcome := d.protected(ctx, d.process)
+	d.traceEnd(outcome)
 	typ := "invalid"
 	if d.ev != nil {
 		typ = d.ev.Type
@@ -139,11 +142,12 @@ func (d *delivery) process(ctx context.Context) string {
 		// The NATS binding's binary mode: attributes in ce- headers.
 		doc, err := events.StructuredFromBinary(d.msg.Headers(), d.raw)
 		if err != nil {
-			return d.poison(ctx, err)
+			return d.poison(d.traceDecoded(ctx, nil, err), err)
 		}
 		d.doc = doc
 	}
 	ev, err := w.cfg.Decoder.Decode(d.doc)
+	ctx = d.traceDecoded(ctx, ev, err)
 	if err != nil {
 		return d.poison(ctx, err)
 	}
@@ -167,20 +171,23 @@ func (d *delivery) process(ctx context.Context) string {
 
 	// Authenticity and policy first: no Graph call for a rejected event,
 	// and a rejected event never takes the ledger slot of its source and id.
-	if err := w.cfg.Policy.CheckAuth(ev, d.doc, d.msg.Headers()); err != nil {
+	if err := d.checkAuth(ctx); err != nil {
 		return d.reject(ctx, err)
 	}
 	d.authed = true
 	if d.rec == nil {
 		// Freshness only on first acceptance: an event accepted once and
 		// interrupted must finish, however late its retry comes.
-		if err := w.cfg.Policy.CheckFreshness(ev, w.cfg.Now()); err != nil {
+		if err := d.checkFreshness(ctx); err != nil {
 			return d.reject(ctx, err)
 		}
 	}
-	plan, err := events.Plan(ev)
+	plan, err := d.plan(ctx)
 	if err != nil {
 		return d.reject(ctx, err)
+	}
+	if at, wait := d.scheduledFor(); wait {
+		return d.schedule(ctx, at)
 	}
 
 	if d.rec != nil {
@@ -232,7 +239,7 @@ func (d *delivery) process(ctx context.Context) string {
 			return d.afterError(ctx, nil, err)
 		}
 	}
-	if err := w.cfg.Policy.CheckTarget(ev, target); err != nil {
+	if err := d.checkTarget(ctx, target); err != nil {
 		return d.settle(ctx, events.StatusRejected, &user, nil, infoOf(err))
 	}
 	if err := checkGuest(plan, user); err != nil {
@@ -487,7 +494,7 @@ func (d *delivery) reject(ctx context.Context, err error) string {
 // with a different body: rejected (with the reason authentication gives
 // when it fails, else replayed), and the original is left alone.
 func (d *delivery) conflict(ctx context.Context) string {
-	if err := d.w.cfg.Policy.CheckAuth(d.ev, d.doc, d.msg.Headers()); err != nil {
+	if err := d.checkAuth(ctx); err != nil {
 		return d.reject(ctx, err)
 	}
 	info := errorInfo(events.CodeReplayed, "source and id were already used by an event with a different body")

@@ -19,9 +19,12 @@ const (
 	DLQStream     = "AUTHFLOW_DLQ"
 	LedgerBucket  = "AUTHFLOW_LEDGER"
 
-	EventsSubjectPrefix  = "authflow.events."
-	ResultsSubjectPrefix = "authflow.results."
-	DLQSubjectPrefix     = "authflow.dlq."
+	EventsSubjectPrefix = "authflow.events."
+	// SchedulesSubjectPrefix + an event key (64 hex) holds a future-dated
+	// event's schedule (schedule.go).
+	SchedulesSubjectPrefix = "authflow.schedules."
+	ResultsSubjectPrefix   = "authflow.results."
+	DLQSubjectPrefix       = "authflow.dlq."
 
 	consumerPrefix = "authflow-p"
 )
@@ -107,8 +110,11 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, t Topology) (je
 	streams := []jetstream.StreamConfig{
 		{
 			Name:        EventsStream,
-			Description: "authflow events; subject authflow.events.<user key>, stored per partition",
-			Subjects:    []string{EventsSubjectPrefix + "*"},
+			Description: "authflow events; subject authflow.events.<user key>, stored per partition; authflow.schedules.<event key>: future-dated events waiting for their time",
+			// Schedules live in the events stream: JetStream's scheduler
+			// publishes a schedule's message to a subject of its own stream.
+			Subjects:          []string{EventsSubjectPrefix + "*", SchedulesSubjectPrefix + "*"},
+			AllowMsgSchedules: true,
 			SubjectTransform: &jetstream.SubjectTransformConfig{
 				Source:      EventsSubjectPrefix + "*",
 				Destination: fmt.Sprintf("%s{{partition(%d,1)}}.{{wildcard(1)}}", EventsSubjectPrefix, t.Partitions),
@@ -236,7 +242,7 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, t Topology) (je
 // sameStream reports whether the server's config already has every setting
 // EnsureTopology asks for.
 func sameStream(have, want jetstream.StreamConfig) bool {
-	return slices.Equal(have.Subjects, want.Subjects) &&
+	return slices.Equal(have.Subjects, want.Subjects) && have.AllowMsgSchedules == want.AllowMsgSchedules &&
 		have.Replicas == want.Replicas && have.MaxAge == want.MaxAge &&
 		have.Duplicates == want.Duplicates && unlimited(have.MaxMsgSize) == unlimited(want.MaxMsgSize) &&
 		have.Retention == want.Retention && have.Storage == want.Storage &&

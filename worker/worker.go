@@ -107,6 +107,7 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 			now:     cfg.Now,
 			hook:    cfg.Hook,
 			metrics: cfg.Metrics,
+			prefs:   betaPrefs(cfg),
 		},
 	}
 	return w, nil

@@ -208,7 +208,7 @@ func runDecision(ctx context.Context, grant bool, args []string, stdout, stderr 
 	if !f.wait {
 		return nil
 	}
-	out, body2, err := awaitResult(ctx, js, results, approvalKey(key), f.source, id, false, nil)
+	out, body2, err := awaitResult(ctx, js, results, approvalKey(key), f.source, id, false)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return &exitError{exitTimeout, fmt.Errorf("no result within --timeout %s (is a worker running?)", f.timeout)}
@@ -256,7 +256,7 @@ type pendingApproval struct {
 
 // pendingApprovals lists the events that wait for approval, oldest first:
 // every pending_approval result stored within since that has no final
-// result (the same id without ":pending") after it. The worker's ledger
+// result (the same id without ":pending_approval") after it. The worker's ledger
 // holds the same state; this is the one function to change for the CLI to
 // ask the ledger instead.
 func pendingApprovals(ctx context.Context, js jetstream.JetStream, since time.Duration) ([]pendingApproval, error) {

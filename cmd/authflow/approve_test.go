@@ -210,7 +210,7 @@ func TestApproveDenyAndList(t *testing.T) {
 
 	t.Run("approve", func(t *testing.T) {
 		// The pending result's whole id is accepted too.
-		code, stdout, stderr := runCLI(t, "approve", waiting+":pending", "--seed", seedFile, "--nats-url", url)
+		code, stdout, stderr := runCLI(t, "approve", waiting+":pending_approval", "--seed", seedFile, "--nats-url", url)
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, stderr)
 		}

@@ -93,7 +93,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// Graph.
 	sctx, cancel = step()
 	defer cancel()
-	graph, err := gf.client(nil, nil)
+	graph, err := gf.client(nil, nil, nil)
 	if err != nil {
 		c.fail("Graph client: %v", err)
 	} else if err := graph.CheckToken(sctx); err != nil {

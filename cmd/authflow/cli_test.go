@@ -70,6 +70,9 @@ func TestFlagValidation(t *testing.T) {
 		{"worker tls ca garbage", w("--nats-tls-ca", creds), "--nats-tls-ca"},
 		{"worker inbox prefix", w("--nats-inbox-prefix", "_INBOX.>"), "--nats-inbox-prefix"},
 		{"worker graph url", w("--graph-url", "ftp://graph"), "--graph-url"},
+		{"worker graph beta unknown", w("--graph-beta", "default-method,hardware-oath"), "--graph-beta"},
+		{"worker graph beta empty", w("--graph-beta", ""), "--graph-beta"},
+		{"dev graph beta unknown", []string{"dev", "--graph-beta", "everything"}, "--graph-beta"},
 		{"worker unknown flag", w("--bogus"), "-bogus"},
 		{"send without type", []string{"send", "--subject", "a@contoso.example"}, "TYPE is required"},
 		{"send without subject", []string{"send", events.TypeTAPRemove}, "--subject is required"},
@@ -206,6 +209,9 @@ func TestHelpAndUnknownCommand(t *testing.T) {
 	}
 	if code, _, stderr := runCLI(t, "frobnicate"); code != 2 || stderr != "authflow: unknown command \"frobnicate\"; 'authflow help' lists the commands\n" {
 		t.Errorf("unknown command: exit %d, stderr %q", code, stderr)
+	}
+	if code, _, stderr := runCLI(t, "sedn"); code != 2 || stderr != "authflow: unknown command \"sedn\": did you mean send? ('authflow help' lists the commands)\n" {
+		t.Errorf("mistyped command: exit %d, stderr %q", code, stderr)
 	}
 	code, stdout, _ := runCLI(t, "help")
 	if code != 0 || !strings.Contains(stdout, "send") || !strings.Contains(stdout, "dev") || !strings.Contains(stdout, "version") {

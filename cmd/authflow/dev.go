@@ -40,6 +40,7 @@ type devFlags struct {
 	demoTimeout   time.Duration
 	logLevel      string
 	metricsSet    bool // --metrics-listen given explicitly
+	beta          graphBeta
 }
 
 func (f *devFlags) validate() error {
@@ -80,6 +81,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fset.BoolVar(&f.exitAfterDemo, "exit-after-demo", false, "exit once every demo event has its result: 0 when all are as expected (a smoke test)")
 	fset.DurationVar(&f.demoTimeout, "demo-timeout", demoTimeout, "with --exit-after-demo: fail when a result is still missing after this long")
 	fset.StringVar(&f.logLevel, "log-level", "warn", "level of the logs on stderr: debug, info, warn or error")
+	f.beta.register(fset)
 	if err := parseFlags(fset, args); err != nil {
 		return err
 	}
@@ -162,8 +164,14 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := worker.NewMetrics(reg)
+	tp, stopTracing, err := startTracing(ctx, "authflow-dev", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	graph, err := graphclient.New(graphclient.Config{
 		BaseURL: graphURL + "/v1.0", Token: f.token, Observe: metrics.ObserveGraph, Logger: log.With("component", "graph"),
+		TracerProvider: tp,
 	})
 	if err != nil {
 		return fmt.Errorf("graph client: %w", err)
@@ -206,6 +214,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		ShutdownTimeout: 5 * time.Second,
 		Logger:          log.With("component", "worker"),
 		Metrics:         metrics,
+		TracerProvider:  tp,
+		// The emulator serves the beta default-method API too.
+		BetaDefaultMethod: f.beta.has(betaDefaultMethod),
 	})
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
@@ -252,7 +263,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer stopWorker()
 
-	ing, err := startDevIngress(ctx, ingressLn, nc, log)
+	ing, err := startDevIngress(ctx, ingressLn, nc, reg, log)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/authflow/authflow/graphclient"
 )
 
@@ -35,12 +37,12 @@ func (f *graphFlags) validate() error {
 }
 
 // client builds the Graph client. observe (may be nil) receives every HTTP
-// attempt for metrics.
-func (f *graphFlags) client(observe func(op string, status int, d time.Duration), log *slog.Logger) (*graphclient.Client, error) {
+// attempt for metrics; tp (may be nil) records a span for each.
+func (f *graphFlags) client(observe func(op string, status int, d time.Duration), log *slog.Logger, tp trace.TracerProvider) (*graphclient.Client, error) {
 	if err := f.validate(); err != nil {
 		return nil, err
 	}
-	cfg := graphclient.Config{BaseURL: f.url, Token: f.token, Observe: observe, Logger: log}
+	cfg := graphclient.Config{BaseURL: f.url, Token: f.token, Observe: observe, Logger: log, TracerProvider: tp}
 	if f.token == "" {
 		cred, err := graphclient.NewCredentialFromEnv()
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/authflow/authflow/ingress"
 )
@@ -74,13 +75,14 @@ func devIngressConfig() (*ingress.Config, error) {
 
 // startDevIngress serves the development ingress on ln (bound by the
 // caller, so a busy --ingress-listen fails the start with the other ports)
-// over plain HTTP, publishing on nc, until ctx ends or Stop is called.
-func startDevIngress(ctx context.Context, ln net.Listener, nc *nats.Conn, log *slog.Logger) (*devIngress, error) {
+// over plain HTTP, publishing on nc, until ctx ends or Stop is called. Its
+// metrics go to reg (nil: none), dev's one /metrics.
+func startDevIngress(ctx context.Context, ln net.Listener, nc *nats.Conn, reg prometheus.Registerer, log *slog.Logger) (*devIngress, error) {
 	cfg, err := devIngressConfig()
 	if err != nil {
 		return nil, fmt.Errorf("dev ingress: %w", err)
 	}
-	srv, err := ingress.New(ingress.Options{Config: cfg, NATS: nc, Logger: log.With("component", "ingress")})
+	srv, err := ingress.New(ingress.Options{Config: cfg, NATS: nc, Registerer: reg, Logger: log.With("component", "ingress")})
 	if err != nil {
 		return nil, fmt.Errorf("dev ingress: %w", err)
 	}

@@ -187,7 +187,7 @@ func TestIngressDev(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dev, err := startDevIngress(ctx, ln, nc, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	dev, err := startDevIngress(ctx, ln, nc, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,11 +38,14 @@ func commands() map[string]command {
 		"dlq":      {"list, show or replay dead letters", runDLQ},
 		"keys":     {"make a signing key (new-signing) or a sealing key (new-sealing)", runKeys},
 		"open":     {"open the sealed secrets of a result with the recipient's seed", runOpen},
+		"enrol":    {"enrolment station: register a passkey on behalf of a user (options, ceremony, register)", runEnrol},
 		"check":    {"pre-flight checks: NATS, streams, ledger, Graph token and permissions", runCheck},
 		"emulator": {"serve the Microsoft Graph emulator over HTTP", runEmulator},
 		"bench":    {"measure throughput, latency, throttling and memory on this machine", runBench},
 		"version":  {"print the version, the VCS revision and the Go version of this binary", runVersion},
 	}
+	cmds["scheduled"] = command{"list the future-dated events waiting for their effectiveAt (scheduled list)", runScheduled}
+	cmds["reconcile"] = command{"compare an HR export with Graph, report drift (--apply: publish the corrections)", runReconcile}
 	maps.Copy(cmds, approvalCommands())
 	return cmds
 }
@@ -74,7 +77,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "authflow: unknown command %q; 'authflow help' lists the commands\n", args[0])
+		if near := nearestCommand(cmds, args[0]); near != "" {
+			fmt.Fprintf(stderr, "authflow: unknown command %q: did you mean %s? ('authflow help' lists the commands)\n", args[0], near)
+		} else {
+			fmt.Fprintf(stderr, "authflow: unknown command %q; 'authflow help' lists the commands\n", args[0])
+		}
 		return 2
 	}
 	err := cmd.run(ctx, args[1:], stdout, stderr)
@@ -122,6 +129,23 @@ func printError(w io.Writer, cmd string, err error) {
 	for _, line := range strings.Split(msg, "\n") {
 		fmt.Fprintf(w, "%s%s\n", prefix, line)
 	}
+}
+
+// nearestCommand returns the command closest to name in edit distance,
+// when it is close enough to be what was meant.
+func nearestCommand(cmds map[string]command, name string) string {
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	sort.Strings(names) // ties go to the first
+	best, bestDist := "", len(name)/3+2
+	for _, n := range names {
+		if d := editDistance(name, n); d < bestDist {
+			best, bestDist = n, d
+		}
+	}
+	return best
 }
 
 func usage(w io.Writer, cmds map[string]command) {

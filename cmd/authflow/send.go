@@ -200,11 +200,16 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stderr, "waiting for approval: authflow approve %s --seed FILE (rule %s, %s)\n",
 			r.Data.Approval.EventKey, r.Data.Approval.Rule, expiresIn(r.Data.Approval.ExpiresAt, time.Now()))
 	}
-	res, body, err := awaitResult(ctx, js, results, key, f.source, id, ack.Duplicate, onPending)
-	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			return &exitError{exitTimeout, fmt.Errorf("no result within --timeout %s (is a worker running?)", f.timeout)}
+	res, body, err := awaitNoting(ctx, js, results, key, f.source, id, ack.Duplicate, onPending)
+	if errors.Is(err, context.DeadlineExceeded) {
+		// Say why from the event's ledger entry; a result the worker
+		// stored but this subscription missed is printed from there.
+		res, body, err = explainNoResult(ctx, js, f.source, id, f.subject, f.timeout, time.Now())
+		if err != nil {
+			return &exitError{exitTimeout, err}
 		}
+	}
+	if err != nil {
 		return err
 	}
 	if f.jsonOut {
@@ -296,17 +301,24 @@ func userKey(subject string) (string, error) {
 	return "upn-" + hex.EncodeToString(h[:16]), nil
 }
 
-// awaitResult waits for the final result of the event source/id on the
-// live subscription results; an interim result (pending_approval) goes to
-// onPending, when set, and the wait goes on. When the publish was a
+// awaitResult waits for the result of the event source/id on the live
+// subscription results, past a pending_approval result (an event parked
+// for approval): see awaitNoting.
+func awaitResult(ctx context.Context, js jetstream.JetStream, results <-chan *nats.Msg, key, source, id string, duplicate bool) (*events.Result, []byte, error) {
+	return awaitNoting(ctx, js, results, key, source, id, duplicate, nil)
+}
+
+// awaitNoting waits for the result of the event source/id on the live
+// subscription results; a pending_approval result goes to onPending, when
+// set, and the wait goes on for the final one. When the publish was a
 // duplicate the result may already be stored, so it also looks in the
 // results stream (which needs JetStream API permissions; without them it
 // keeps waiting live).
-func awaitResult(ctx context.Context, js jetstream.JetStream, results <-chan *nats.Msg, key, source, id string, duplicate bool,
+func awaitNoting(ctx context.Context, js jetstream.JetStream, results <-chan *nats.Msg, key, source, id string, duplicate bool,
 	onPending func(*events.Result)) (*events.Result, []byte, error) {
 	if duplicate {
 		if res, body, ok := storedResult(ctx, js, key, source, id); ok {
-			if res.Data.Status.Final() {
+			if res.Data.Status != events.StatusPendingApproval {
 				return res, body, nil
 			}
 			if onPending != nil {
@@ -318,7 +330,7 @@ func awaitResult(ctx context.Context, js jetstream.JetStream, results <-chan *na
 		select {
 		case m := <-results:
 			res, ok := matchResult(m.Data, source, id)
-			if ok && !res.Data.Status.Final() {
+			if ok && res.Data.Status == events.StatusPendingApproval {
 				if onPending != nil && res.Data.Approval != nil {
 					onPending(res)
 				}

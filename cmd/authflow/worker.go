@@ -25,6 +25,7 @@ import (
 type workerFlags struct {
 	nats   natsFlags
 	graph  graphFlags
+	beta   graphBeta
 	notify notifyFlags
 
 	policy          string
@@ -45,12 +46,14 @@ type workerFlags struct {
 	metricsListen   string
 	instance        string
 	sealKeyFile     string
+	reconcile       reconcileLoopFlags // reconcile_loop.go
 }
 
 func (f *workerFlags) register(fsName string, stderr io.Writer) *flag.FlagSet {
 	fs := newFlagSet(fsName, stderr)
 	f.nats.register(fs)
 	f.graph.register(fs)
+	f.beta.register(fs)
 	f.notify.register(fs)
 	fs.StringVar(&f.policy, "policy", "", "policy `FILE` (YAML): sources, types, signatures, protected users; required")
 	fs.IntVar(&f.partitions, "partitions", worker.DefaultPartitions, "partitions of the events stream (one consumer each; the server allows 1000 per stream); change only on a drained stream")
@@ -69,6 +72,7 @@ func (f *workerFlags) register(fsName string, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.metricsListen, "metrics-listen", "127.0.0.1:9090", "`HOST:PORT` of /metrics, /healthz and /readyz")
 	fs.StringVar(&f.sealKeyFile, "seal-key-file", "", "the worker's curve seed `FILE` (authflow keys new-sealing; mode 0600): secrets are sealed from its public key, which recipients pin; the same file on every replica (default: a new key per process)")
+	f.reconcile.register(fs)
 	host, _ := os.Hostname()
 	fs.StringVar(&f.instance, "instance", host, "this replica's `ID` in logs and the ledger")
 	return fs
@@ -99,6 +103,9 @@ func (f *workerFlags) validate() error {
 	if err := checkListen("metrics-listen", f.metricsListen); err != nil {
 		return err
 	}
+	if err := f.reconcile.validate(); err != nil {
+		return err
+	}
 	// The decoder refuses a region libphonenumber does not know: find out now.
 	if _, err := (events.Decoder{DefaultRegion: f.defaultRegion}).Decode([]byte("{}")); events.CodeOf(err) == events.CodeInternal {
 		return usagef("--default-region %q is not a region libphonenumber knows", f.defaultRegion)
@@ -124,6 +131,7 @@ func (f *workerFlags) config(policy *events.Policy) worker.Config {
 		RedeliveryDelay:   f.redelivery,
 		ShutdownTimeout:   f.shutdownTimeout,
 		PasswordMode:      worker.PasswordMode(f.passwordMode),
+		BetaDefaultMethod: f.beta.has(betaDefaultMethod),
 	}
 }
 
@@ -260,7 +268,12 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := worker.NewMetrics(reg)
 
-	graph, err := f.graph.client(metrics.ObserveGraph, log.With("component", "graph"))
+	tp, stopTracing, err := startTracing(ctx, "authflow-worker", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	graph, err := f.graph.client(metrics.ObserveGraph, log.With("component", "graph"), tp)
 	if err != nil {
 		return err
 	}
@@ -271,6 +284,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer nc.Close()
 
 	cfg.NATS, cfg.Graph, cfg.Logger, cfg.Metrics = nc, graph, log, metrics
+	cfg.TracerProvider = tp
 	w, err := worker.New(ctx, cfg)
 	if err != nil {
 		return explainTopologyError(err, f.replicas)
@@ -292,7 +306,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	bi, _ := debug.ReadBuildInfo()
 	build := buildVersion(worker.Version, bi)
 	log.Info("authflow worker starting", "version", build.Version, "revision", build.Revision, "go", build.GoVersion,
-		"nats", redactURLs(mustURLs(&f.nats)), "graph", f.graph.describe(), "policy", f.policy,
+		"nats", redactURLs(mustURLs(&f.nats)), "graph", f.graph.describe(), "graph_beta", f.beta.String(), "policy", f.policy,
 		"metrics", "http://"+ln.Addr().String()+"/metrics", "partitions", f.partitions,
 		"concurrency", f.concurrency, "partition_inflight", f.inflight, "replicas", f.replicas, "seal_key", w.SealPublicKey())
 
@@ -300,7 +314,12 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	stopReconcile, err := startReconcileLoop(ctx, &f.reconcile, nc, graph, f.replicas, f.instance, f.defaultRegion, log)
+	if err != nil {
+		return err
+	}
 	runErr := w.Run(ctx)
+	stopReconcile()
 	waitNotify()
 
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)

@@ -2,7 +2,9 @@
 // local runs: the user authentication-methods API (every method type,
 // /methods, resetPassword and its long-running operations) and the user
 // endpoints the worker needs (GET/PATCH /users/{id}, the UPN $filter,
-// revokeSignInSessions, memberOf).
+// revokeSignInSessions, memberOf), passkey registration on behalf of users
+// (creationOptions, POST fido2Methods), and of Graph beta exactly GET and
+// PATCH /beta/users/{id}/authentication/signInPreferences.
 //
 // It follows the real service wherever a client can observe it: status
 // codes, JSON shapes with @odata.context and @odata.type, fixed method ids,
@@ -21,5 +23,6 @@
 //	_ = srv.PutUser(graphclienttest.User{ID: id, UserPrincipalName: "kim@contoso.com"})
 //	// point the client at srv.GraphURL with bearer token srv.Token
 //
-// The package imports only the standard library.
+// The package imports the standard library and internal/passkey (which
+// reads attestation objects with fxamacker/cbor); never msgraph-sdk-go.
 package graphclienttest

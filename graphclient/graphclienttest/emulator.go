@@ -172,11 +172,13 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case p == "/v1.0" || strings.HasPrefix(p, "/v1.0/"):
 		e.serveGraph(w, r, p[len("/v1.0"):])
+	case p == "/beta" || strings.HasPrefix(p, "/beta/"):
+		e.serveRoute(w, r, parseBetaRoute(p[len("/beta"):]))
 	case p == "/_emulator" || strings.HasPrefix(p, "/_emulator/"):
 		e.serveAdmin(w, r, strings.TrimPrefix(p, "/_emulator"))
 	default:
 		writeError(w, http.StatusNotFound, "NotFound",
-			"The emulator serves Microsoft Graph under /v1.0/ and its admin API under /_emulator/.", newGUID(), "", nil)
+			"The emulator serves Microsoft Graph under /v1.0/ (and GET/PATCH /beta/users/{id}/authentication/signInPreferences) and its admin API under /_emulator/.", newGUID(), "", nil)
 	}
 }
 

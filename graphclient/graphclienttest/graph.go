@@ -86,6 +86,11 @@ func jsonReply(status int, body []byte) reply { return reply{status: status, bod
 func emptyReply(status int) reply { return reply{status: status} }
 
 func (e *Emulator) serveGraph(w http.ResponseWriter, r *http.Request, rest string) {
+	e.serveRoute(w, r, parseRoute(rest))
+}
+
+// serveRoute serves a parsed Graph request (v1.0 or beta).
+func (e *Emulator) serveRoute(w http.ResponseWriter, r *http.Request, rt route) {
 	c := &call{r: r, reqID: newGUID(), clientID: r.Header.Get("client-request-id"), base: baseURL(r)}
 	if !validHeaderValue(c.clientID) {
 		c.clientID = ""
@@ -93,7 +98,7 @@ func (e *Emulator) serveGraph(w http.ResponseWriter, r *http.Request, rest strin
 	if tp := r.Header.Get("traceparent"); validHeaderValue(tp) {
 		c.traceParent = tp
 	}
-	c.rt = parseRoute(rest)
+	c.rt = rt
 
 	f, d := e.arrive(c)
 	if d > 0 {

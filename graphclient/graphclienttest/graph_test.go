@@ -186,7 +186,7 @@ func TestGzipBodies(t *testing.T) {
 
 func TestUnknownPrefix(t *testing.T) {
 	e := newEnv(t)
-	req, _ := http.NewRequest("GET", e.srv.URL+"/beta/users", nil)
+	req, _ := http.NewRequest("GET", e.srv.URL+"/v2.0/users", nil) // /beta serves signInPreferences only (beta_test.go)
 	r := e.send(req, true)
 	r.want(t, http.StatusNotFound, "NotFound")
 }
@@ -197,6 +197,8 @@ func TestHandlerNeverPanicsOnOddPaths(t *testing.T) {
 		t.Fatal(err)
 	}
 	paths := []string{"/v1.0", "/v1.0/", "/v1.0//", "/v1.0/users/", "/v1.0/users//authentication",
+		"/beta", "/beta/", "/beta//", "/beta/users/%zz/authentication/signInPreferences", "/beta/users//authentication/signInPreferences",
+		"/v1.0/users/" + userA + "/authentication/fido2Methods/creationOptions(", "/v1.0/users/" + userA + "/authentication/fido2Methods/creationOptions(%zz)",
 		"/v1.0/users/%zz", "/v1.0/users/" + userA + "/authentication/methods/%ff/resetPassword",
 		"/v1.0/users/" + userA + "/authentication/phoneMethods/x/y/z/w", "/v1.0/users/" + userA + "/authentication/methods/$count/x",
 		"/v1.0/users/" + userA + "/authentication/operations/a/b", "/_emulator/users/%zz", "/_emulator/nope/x"}

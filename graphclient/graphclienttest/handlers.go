@@ -1,15 +1,12 @@
 package graphclienttest
 
 import (
-	"cmp"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 )
 
 // Messages fixed by docs/emulator.md (and §11 of the Graph notes).
@@ -55,12 +52,15 @@ func (e *Emulator) handle(c *call) reply {
 		rep.allow = rt.allow
 		return rep
 	}
-	if e.cfg.MFARequired && c.r.Method != http.MethodGet && c.r.Method != http.MethodHead && strings.HasPrefix(rt.tmpl, authRoute) {
+	if e.cfg.MFARequired && c.r.Method != http.MethodGet && c.r.Method != http.MethodHead &&
+		(strings.HasPrefix(rt.tmpl, authRoute) || strings.HasPrefix(rt.tmpl, betaAuthRoute)) {
 		return mfaChallenge()
 	}
 	switch rt.op {
 	case opUsers:
 		return e.listUsers(c)
+	case opRegistrationDetails, opRegistrationDetail:
+		return e.registrationDetails(c) // reports.go
 	case opMethodsCount, opCount:
 		return errReply(http.StatusBadRequest, "badRequest", "$count is not supported on authentication method collections.")
 	case opResetPassword:
@@ -140,6 +140,8 @@ func (e *Emulator) handle(c *call) reply {
 		return e.getOperation(c, u)
 	case opQRCodePin:
 		return e.qrCodePin(c, u)
+	case opSignInPreferences:
+		return e.signInPreferences(c, u)
 	}
 	return errReplyf(http.StatusBadRequest, "BadRequest", "Resource not found for the segment '%s'.", rt.tmpl)
 }
@@ -380,107 +382,6 @@ func createExternal(c *call, u *user) (*method, reply) {
 	}
 	return &method{kind: kindExternal, id: newGUID(),
 		props: map[string]string{"configurationId": *b.ConfigurationID, "displayName": *b.DisplayName}}, reply{}
-}
-
-// createFido2 registers a passkey from a creationOptions challenge. The
-// attestation is not verified cryptographically: the challenge, the client
-// data type and the presence of the attestation object are.
-func createFido2(c *call, u *user) (*method, reply) {
-	var b struct {
-		ODataType           *string `json:"@odata.type"`
-		DisplayName         *string `json:"displayName"`
-		PublicKeyCredential *struct {
-			ID       *string `json:"id"`
-			Response *struct {
-				ClientDataJSON    *string `json:"clientDataJSON"`
-				AttestationObject *string `json:"attestationObject"`
-			} `json:"response"`
-		} `json:"publicKeyCredential"`
-	}
-	if err := decodeJSON(c.body, &b); err != nil {
-		return nil, badJSON(err)
-	}
-	if rep, ok := checkODataType(b.ODataType, kindFido2); !ok {
-		return nil, rep
-	}
-	bad := func(msg string) (*method, reply) { return nil, errReply(http.StatusBadRequest, "badRequest", msg) }
-	if b.DisplayName == nil || *b.DisplayName == "" || len(*b.DisplayName) > 256 {
-		return bad("displayName is required.")
-	}
-	pk := b.PublicKeyCredential
-	if pk == nil || pk.ID == nil || *pk.ID == "" || pk.Response == nil || pk.Response.ClientDataJSON == nil || pk.Response.AttestationObject == nil {
-		return bad("publicKeyCredential with id, response.clientDataJSON and response.attestationObject is required.")
-	}
-	if _, err := decodeB64URL(*pk.ID); err != nil {
-		return bad("publicKeyCredential.id must be base64url.")
-	}
-	if att, err := decodeB64URL(*pk.Response.AttestationObject); err != nil || len(att) == 0 {
-		return bad("publicKeyCredential.response.attestationObject must be non-empty base64url.")
-	}
-	raw, err := decodeB64URL(*pk.Response.ClientDataJSON)
-	if err != nil {
-		return bad("publicKeyCredential.response.clientDataJSON must be base64url.")
-	}
-	var cd struct {
-		Type      string `json:"type"`
-		Challenge string `json:"challenge"`
-	}
-	if json.Unmarshal(raw, &cd) != nil || cd.Type != "webauthn.create" {
-		return bad("clientDataJSON must be JSON with type 'webauthn.create'.")
-	}
-	i := slices.IndexFunc(u.challenges, func(ch challenge) bool { return ch.value == cd.Challenge })
-	if i < 0 || !c.now.Before(u.challenges[i].expires) {
-		return bad("The challenge is unknown or has expired; call creationOptions again.")
-	}
-	u.challenges = slices.Delete(u.challenges, i, i+1)
-	return &method{kind: kindFido2, id: newGUID(), certs: []string{}, props: map[string]string{
-		"displayName": *b.DisplayName, "aaGuid": "00000000-0000-0000-0000-000000000000",
-		"attestationLevel": "notAttested", "passkeyType": "deviceBound",
-	}}, reply{}
-}
-
-func decodeB64URL(s string) ([]byte, error) {
-	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
-}
-
-// creationOptions issues a FIDO2 registration challenge valid 5 minutes.
-func (e *Emulator) creationOptions(c *call, u *user) reply {
-	var raw [32]byte
-	_, _ = rand.Read(raw[:]) // never fails (crypto/rand, Go 1.24+)
-	ch := base64.RawURLEncoding.EncodeToString(raw[:])
-	expires := c.now.Add(5 * time.Minute)
-	u.challenges = slices.DeleteFunc(u.challenges, func(x challenge) bool { return !c.now.Before(x.expires) })
-	if len(u.challenges) >= maxChallengesPerUser {
-		u.challenges = slices.Delete(u.challenges, 0, 1)
-	}
-	u.challenges = append(u.challenges, challenge{value: ch, expires: expires})
-	type param struct {
-		Type string `json:"type"`
-		Alg  int    `json:"alg"`
-	}
-	display := cmp.Or(u.displayName, u.upn)
-	body, err := json.Marshal(map[string]any{
-		"@odata.context":           c.base + "/v1.0/$metadata#microsoft.graph.webauthnCredentialCreationOptions",
-		"challengeTimeoutDateTime": string(appendTime(nil, expires)),
-		"publicKey": map[string]any{
-			"challenge":          ch,
-			"timeout":            300000,
-			"attestation":        "direct",
-			"rp":                 map[string]string{"id": "login.microsoft.com", "name": "Microsoft"},
-			"user":               map[string]string{"id": base64.RawURLEncoding.EncodeToString([]byte(u.id)), "name": u.upn, "displayName": display},
-			"pubKeyCredParams":   []param{{"public-key", -7}, {"public-key", -257}},
-			"excludeCredentials": []any{},
-			"authenticatorSelection": map[string]any{
-				"authenticatorAttachment": "cross-platform", "requireResidentKey": true,
-				"residentKey": "required", "userVerification": "required",
-			},
-			"extensions": map[string]any{},
-		},
-	})
-	if err != nil {
-		return errReply(http.StatusInternalServerError, "generalException", "could not encode creation options")
-	}
-	return jsonReply(http.StatusOK, body)
 }
 
 // patchMethod updates a phone or an email: 204, no body.

@@ -624,36 +624,3 @@ func TestExternalMethods(t *testing.T) {
 	})
 }
 
-func TestFido2Registration(t *testing.T) {
-	e := newEnv(t)
-	e.seedBasic()
-	const path = "/users/{u}/authentication/fido2Methods"
-	opts := e.graph("GET", path+"/creationOptions()", "")
-	opts.want(t, 200, "")
-	pk, _ := opts.body["publicKey"].(map[string]any)
-	challengeValue, _ := pk["challenge"].(string)
-	if challengeValue == "" || opts.str("challengeTimeoutDateTime") == "" {
-		t.Fatalf("creationOptions: %s", opts.raw)
-	}
-	b64 := base64.RawURLEncoding.EncodeToString
-	credential := func(ch, typ string) string {
-		cd := b64([]byte(`{"type":"` + typ + `","challenge":"` + ch + `","origin":"https://login.microsoft.com"}`))
-		return `{"displayName":"Key","publicKeyCredential":{"id":"` + b64([]byte("cred")) +
-			`","response":{"clientDataJSON":"` + cd + `","attestationObject":"` + b64([]byte{0xa3, 1}) + `"}}}`
-	}
-	e.run([]step{
-		{"unknown challenge", "POST", path, credential("nope", "webauthn.create"), 400, "badRequest"},
-		{"wrong client data type", "POST", path, credential(challengeValue, "webauthn.get"), 400, "badRequest"},
-		{"no credential", "POST", path, `{"displayName":"Key"}`, 400, "badRequest"},
-		{"register", "POST", path, credential(challengeValue, "webauthn.create"), 201, ""},
-		{"challenge is single-use", "POST", path, credential(challengeValue, "webauthn.create"), 400, "badRequest"},
-	})
-	// Challenges expire after 5 minutes.
-	opts = e.graph("GET", path+"/creationOptions", "")
-	ch2 := opts.body["publicKey"].(map[string]any)["challenge"].(string)
-	e.clock.Advance(6 * time.Minute)
-	e.run([]step{{"expired challenge", "POST", path, credential(ch2, "webauthn.create"), 400, "badRequest"}})
-	if u, _ := e.srv.User(userA); u.DefaultMethodID == "" {
-		t.Fatal("a passkey is an MFA method: it should have become the default")
-	}
-}

@@ -176,6 +176,7 @@ const (
 	opOperations
 	opOperation
 	opQRCodePin
+	opSignInPreferences // beta.go
 )
 
 // route is a parsed Graph path.
@@ -217,6 +218,9 @@ func parseRoute(escaped string) route {
 	unknown := func(i int) route { return route{op: opUnknown, tmpl: routeUnknown, segment: segs[i]} }
 	if strings.EqualFold(segs[0], "me") {
 		return route{op: opMe, tmpl: routeMe, allow: "GET, POST, PATCH, DELETE"}
+	}
+	if strings.EqualFold(segs[0], "reports") {
+		return parseReportsRoute(segs) // reports.go
 	}
 	if !strings.EqualFold(segs[0], "users") {
 		return unknown(0)
@@ -287,11 +291,12 @@ func parseRoute(escaped string) route {
 		}
 		rt.op, rt.tmpl, rt.allow = opCount, info.countRoute, "GET"
 		return rt
-	case k == kindFido2 && (strings.EqualFold(segs[4], "creationOptions") || strings.EqualFold(segs[4], "creationOptions()")):
+	case k == kindFido2 && (strings.EqualFold(segs[4], "creationOptions") || hasPrefixFold(segs[4], "creationOptions(")):
 		if len(segs) != 5 {
 			return unknown(5)
 		}
-		rt.op, rt.tmpl, rt.allow = opCreationOptions, routeCreationOptions, "GET"
+		// segment keeps a function parameter for creationOptions to refuse.
+		rt.op, rt.tmpl, rt.allow, rt.segment = opCreationOptions, routeCreationOptions, "GET", segs[4]
 		return rt
 	}
 	rt.methodID = segs[4]

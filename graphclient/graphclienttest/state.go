@@ -83,6 +83,7 @@ type method struct {
 
 	props  map[string]string // string properties of read-only types
 	certs  []string          // fido2 attestationCertificates
+	credID string            // fido2: the credential id, base64url (passkey.go)
 	device map[string]any    // device navigation, when seeded
 }
 
@@ -105,6 +106,8 @@ type user struct {
 	enabled                        bool
 	roles                          []string
 	defaultID                      string
+	preferred                      string // beta signInPreferences as last set (beta.go)
+	systemPreferred                bool   // beta isSystemPreferredAuthenticationMethodEnabled
 	methods                        []*method
 	ops                            []*operation
 	challenges                     []challenge

@@ -49,3 +49,28 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 {{- $mode -}}
 {{- end -}}
+
+{{/* The HTTP ingress's objects: <release>-ingress. */}}
+{{- define "authflow.ingress.fullname" -}}
+{{- printf "%s-ingress" (trimSuffix "-worker" (include "authflow.fullname" .)) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels that select the ingress pods. */}}
+{{- define "authflow.ingress.selectorLabels" -}}
+app.kubernetes.io/name: authflow-ingress
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* Labels of every ingress object. */}}
+{{- define "authflow.ingress.labels" -}}
+{{ include "authflow.ingress.selectorLabels" . }}
+app.kubernetes.io/component: ingress
+app.kubernetes.io/part-of: authflow
+app.kubernetes.io/version: {{ .Values.image.tag | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{- define "authflow.ingress.configMap" -}}
+{{- default (printf "%s-config" (include "authflow.ingress.fullname" .)) .Values.ingress.config.existingConfigMap -}}
+{{- end -}}

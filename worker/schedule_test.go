@@ -1,0 +1,96 @@
+package worker_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/authflow/authflow/events"
+	"github.com/authflow/authflow/worker"
+)
+
+// allResultsOf returns every result stored for the event id, in order.
+func (e *env) allResultsOf(t *testing.T, id string) []*events.Result {
+	t.Helper()
+	var out []*events.Result
+	for _, m := range streamMessages(t, e.js, worker.ResultsStream) {
+		r, err := events.DecodeResult(m.Data())
+		if err != nil {
+			t.Fatalf("result does not decode: %v", err)
+		}
+		if r.Data.Event.ID == id {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// TestScheduledEvent: an event with data.effectiveAt a few seconds ahead is
+// answered at once with an interim result (scheduled) and changes nothing;
+// across a worker restart and a NATS restart (JetStream's scheduler holds
+// it, not the worker), it is applied within 2 s of its effectiveAt, with
+// one final result; an effectiveAt beyond maxScheduleAhead is rejected now.
+func TestScheduledEvent(t *testing.T) {
+	dir := t.TempDir()
+	e := newEnvDir(t, dir)
+	w1 := e.startWorker()
+	id, upn := uid(3400), "scheduled@contoso.example"
+	e.seed(id, upn)
+	at := time.Now().Add(6 * time.Second).UTC().Truncate(time.Second)
+	evID := e.send("sched", events.TypePhoneSet, upn, map[string]any{
+		"phoneType": "mobile", "phoneNumber": "+1 425 555 0199", "effectiveAt": at.Format(time.RFC3339)})
+	far := e.send("sched", events.TypePhoneSet, upn, map[string]any{
+		"phoneType": "office", "phoneNumber": "+1 425 555 0198", "effectiveAt": time.Now().Add(100 * 24 * time.Hour).UTC().Format(time.RFC3339)})
+
+	deadline := time.Now().Add(10 * time.Second)
+	for len(e.allResultsOf(t, evID)) == 0 || len(e.allResultsOf(t, far)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no interim result\n%s", tail(e.logs.String(), 3000))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if rs := e.allResultsOf(t, evID); rs[0].Data.Status != events.StatusScheduled {
+		t.Fatalf("first result %s %s (%d results), want scheduled\n%s", rs[0].ID, rs[0].Data.Status, len(rs), tail(e.logs.String(), 3000))
+	}
+	if rs := e.allResultsOf(t, far); rs[0].Data.Status != events.StatusRejected || !strings.Contains(rs[0].Data.Error.Message, "effectiveAt") {
+		t.Errorf("an effectiveAt 100 days ahead: %s %+v, want rejected on data.effectiveAt", rs[0].Data.Status, rs[0].Data.Error)
+	}
+	if got := phones(e.user(id))["mobile"]; got != "" {
+		t.Fatalf("the scheduled change was applied before its time: mobile %s", got)
+	}
+	// The worker goes, NATS restarts, another worker comes.
+	w1.stop()
+	e.restartNATS(dir, 200*time.Millisecond)
+	e.nc = connect(t, e.ns)
+	e.js = jetStream(t, e.nc)
+	e.startWorker(func(c *worker.Config) { c.Instance = "w2" })
+
+	deadline = at.Add(10 * time.Second)
+	var final *events.Result
+	for final == nil {
+		for _, r := range e.allResultsOf(t, evID) {
+			if r.Data.Status.Final() {
+				final = r
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no final result 10 s after effectiveAt\n%s", tail(e.logs.String(), 3000))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if final.Data.Status != events.StatusSucceeded {
+		t.Fatalf("final %s %+v", final.Data.Status, final.Data.Error)
+	}
+	late := final.Data.FinishedAt.Sub(at)
+	t.Logf("applied %s after its effectiveAt", late.Round(time.Millisecond))
+	if late < 0 || late > 2*time.Second {
+		t.Errorf("applied %s after effectiveAt, want within 0..2 s", late)
+	}
+	if got := phones(e.user(id))["mobile"]; got != "+1 4255550199" {
+		t.Errorf("mobile %q after the scheduled time", got)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := len(e.allResultsOf(t, evID)); n != 2 {
+		t.Errorf("%d results for the scheduled event, want 2 (scheduled, then succeeded)", n)
+	}
+}
