@@ -32,6 +32,8 @@ func baseBadCases() []badCase {
 	tap := func(t string) []byte { return event(TypeTAPIssue, "diego.siciliani@contoso.com", t) }
 	qr := func(t string) []byte { return event(TypeQRCodeIssue, "diego.siciliani@contoso.com", t) }
 	inv := func(data string) []byte { return event(TypeMethodsInventory, "adele.vance@contoso.com", data) }
+	grant := func(data string) []byte { return event(TypeApprovalGrant, "adele.vance@contoso.com", data) }
+	deny := func(data string) []byte { return event(TypeApprovalDeny, "adele.vance@contoso.com", data) }
 	big := append(bytes.Repeat([]byte(" "), DefaultMaxBytes), valid...)
 	deep := inv(`{"x":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}`)
 	return []badCase{
@@ -248,6 +250,21 @@ func baseBadCases() []badCase {
 		{name: "verification incomplete", raw: event(TypeMFAReset, "lee.gu@contoso.com", `{"verification":{"ticketId":"INC1"}}`), code: CodeInvalidEvent, field: "data.verification.method"},
 		{name: "verification bad method", raw: event(TypeMFAReset, "lee.gu@contoso.com", `{"verification":{"ticketId":"INC1","method":"email","verifiedBy":"Jo"}}`), code: CodeInvalidEvent, field: "data.verification.method"},
 		{name: "inventory data field", raw: inv(`{"kinds":["phone"]}`), code: CodeInvalidEvent, field: "data.kinds"},
+
+		// Approval decisions.
+		{name: "grant without key", raw: grant(`{}`), code: CodeInvalidEvent, field: "data.eventKey"},
+		{name: "grant key too short", raw: grant(`{"eventKey":"` + testEventKey[:63] + `"}`), code: CodeInvalidEvent, field: "data.eventKey"},
+		{name: "grant key in upper case", raw: grant(`{"eventKey":"` + strings.ToUpper(testEventKey) + `"}`), code: CodeInvalidEvent, field: "data.eventKey"},
+		{name: "grant pending result id", raw: grant(`{"eventKey":"` + testEventKey + `:pending_approval"}`), code: CodeInvalidEvent, field: "data.eventKey"},
+		{name: "grant key not a string", raw: grant(`{"eventKey":42}`), code: CodeInvalidEvent, field: "data.eventKey"},
+		{name: "grant as a dry run", raw: grant(`{"eventKey":"` + testEventKey + `","dryRun":true}`), code: CodeInvalidEvent, field: "data.dryRun"},
+		{name: "grant with verification", raw: grant(`{"eventKey":"` + testEventKey + `","verification":{"ticketId":"INC1","method":"callback","verifiedBy":"Jo"}}`), code: CodeInvalidEvent, field: "data.verification"},
+		{name: "grant with a reason", raw: grant(`{"eventKey":"` + testEventKey + `","reason":"ok"}`), code: CodeInvalidEvent, field: "data.reason"},
+		{name: "deny without reason", raw: deny(`{"eventKey":"` + testEventKey + `"}`), code: CodeInvalidEvent, field: "data.reason"},
+		{name: "deny empty reason", raw: deny(`{"eventKey":"` + testEventKey + `","reason":""}`), code: CodeInvalidEvent, field: "data.reason"},
+		{name: "deny reason with newline", raw: deny(`{"eventKey":"` + testEventKey + `","reason":"no\nticket"}`), code: CodeInvalidEvent, field: "data.reason"},
+		{name: "deny reason too long", raw: deny(`{"eventKey":"` + testEventKey + `","reason":"` + strings.Repeat("x", 129) + `"}`), code: CodeInvalidEvent, field: "data.reason"},
+		{name: "deny without key", raw: deny(`{"reason":"no ticket"}`), code: CodeInvalidEvent, field: "data.eventKey"},
 	}
 }
 
@@ -302,6 +319,8 @@ func goodCases() []goodCase {
 		{"id in Unicode", without("id", `"id":"évènement-1"`)},
 		{"id of one character", without("id", `"id":"#"`)},
 		{"display name with emoji and accents", event(TypeDeviceLost, "megan.bowen@contoso.com", `{"device":{"displayName":"Mégan's 📱"}}`)},
+		{"grant by object id", event(TypeApprovalGrant, "6E7F8A9B-0C1D-4E2F-8A3B-4C5D6E7F8A9B", `{"eventKey":"`+testEventKey+`"}`)},
+		{"deny with a reason of 128 characters", event(TypeApprovalDeny, "adele.vance@contoso.com", `{"eventKey":"`+testEventKey+`","reason":"`+strings.Repeat("é", 128)+`"}`)},
 	}
 }
 

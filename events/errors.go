@@ -45,6 +45,17 @@ const (
 	// requester, signer key or source within a window is used up. Nothing
 	// was written; a new event after the window may succeed.
 	CodeRateLimited Code = "rate_limited"
+	// CodeApprovalDenied: the event was parked for four-eyes approval and
+	// an approver denied it. Nothing was written.
+	CodeApprovalDenied Code = "approval_denied"
+	// CodeApprovalTimeout: the event was parked for four-eyes approval and
+	// nobody decided it within its rule's timeout. Nothing was written.
+	CodeApprovalTimeout Code = "approval_timeout"
+	// CodeApprovalInvalid: an approval (grant or deny) that cannot decide
+	// the event it names: an unknown key, a key not allowed for the rule,
+	// self-approval, no such parked event, or one already decided or
+	// finished. It changes nothing.
+	CodeApprovalInvalid Code = "approval_invalid"
 	// CodeUserNotFound: the subject names no user in the directory.
 	CodeUserNotFound Code = "user_not_found"
 	// CodeGraphPermanent: Graph refused an operation for a reason that a
@@ -73,8 +84,8 @@ func Codes() []Code {
 	return []Code{
 		CodeInvalidEvent, CodePayloadTooLarge, CodeUnknownType, CodeBadSignature,
 		CodeExpired, CodeFutureEvent, CodeReplayed, CodePolicyDenied,
-		CodeProtectedUser, CodeGuestUser, CodeRateLimited, CodeUserNotFound, CodeGraphPermanent,
-		CodeGraphPermission, CodeMFARequired, CodeSealFailed, CodeRetriesExhausted, CodeInternal,
+		CodeProtectedUser, CodeGuestUser, CodeRateLimited, CodeApprovalDenied, CodeApprovalTimeout, CodeApprovalInvalid,
+		CodeUserNotFound, CodeGraphPermanent, CodeGraphPermission, CodeMFARequired, CodeSealFailed, CodeRetriesExhausted, CodeInternal,
 	}
 }
 
@@ -83,8 +94,8 @@ func (c Code) Valid() bool {
 	switch c {
 	case CodeInvalidEvent, CodePayloadTooLarge, CodeUnknownType, CodeBadSignature,
 		CodeExpired, CodeFutureEvent, CodeReplayed, CodePolicyDenied,
-		CodeProtectedUser, CodeGuestUser, CodeRateLimited, CodeUserNotFound, CodeGraphPermanent,
-		CodeGraphPermission, CodeMFARequired, CodeSealFailed, CodeRetriesExhausted, CodeInternal:
+		CodeProtectedUser, CodeGuestUser, CodeRateLimited, CodeApprovalDenied, CodeApprovalTimeout, CodeApprovalInvalid,
+		CodeUserNotFound, CodeGraphPermanent, CodeGraphPermission, CodeMFARequired, CodeSealFailed, CodeRetriesExhausted, CodeInternal:
 		return true
 	}
 	return false
@@ -104,13 +115,13 @@ func (c Code) Permanent() bool {
 }
 
 // Status is the result status an event ends with when it stops at this
-// code: rejected for codes found before any Graph call (bad input,
-// authenticity, policy), failed for the others.
+// code: rejected for codes found before any Graph write (bad input,
+// authenticity, policy, approval), failed for the others.
 func (c Code) Status() Status {
 	switch c {
 	case CodeInvalidEvent, CodePayloadTooLarge, CodeUnknownType, CodeBadSignature,
 		CodeExpired, CodeFutureEvent, CodeReplayed, CodePolicyDenied, CodeProtectedUser, CodeGuestUser,
-		CodeRateLimited:
+		CodeRateLimited, CodeApprovalDenied, CodeApprovalTimeout, CodeApprovalInvalid:
 		return StatusRejected
 	}
 	return StatusFailed

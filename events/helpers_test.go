@@ -46,6 +46,10 @@ func pub(t testing.TB, kp nkeys.KeyPair) string {
 // testSealTo is a valid curve public key used in test events.
 const testSealTo = "XAKKIPSHALQJ3PDNCVGBCWMLY3S5H5Q767LAXDJTJQLX6P4LPZOBGBKQ"
 
+// testEventKey is the key of the test event (source hr/workday, id e-1),
+// as approvals name it.
+var testEventKey = EventKey("hr/workday", "e-1")
+
 // testTime is the time of test events.
 const testTime = "2026-11-26T09:00:00Z"
 

@@ -50,6 +50,11 @@ const (
 	patternText = "^[^\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]+$"
 	// patternTypeName is the form of an event type name, known or not.
 	patternTypeName = `^[a-z][a-z0-9]*(\.[a-z][a-z0-9]*)*\.v[0-9]+$`
+	// patternEventKey is an event key (EventKey): 64 lower-case hex digits.
+	patternEventKey = `^[0-9a-f]{64}$`
+	// patternUserKey is an nkeys user public key by its form; the checksum
+	// is checked separately.
+	patternUserKey = `^U[A-Z2-7]{55}$`
 	// patternBase64 is standard base64 with padding.
 	patternBase64 = `^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$`
 )
@@ -95,4 +100,6 @@ var (
 	reText        = regexp.MustCompile(patternText)
 	reTypeName    = regexp.MustCompile(patternTypeName)
 	reBase64      = regexp.MustCompile(patternBase64)
+	reEventKey    = regexp.MustCompile(patternEventKey)
+	reUserKey     = regexp.MustCompile(patternUserKey)
 )

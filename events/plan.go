@@ -217,7 +217,8 @@ func (o Op) LogValue() slog.Value {
 //     sessions (end the current ones), remove all methods;
 //   - device.lost: remove the device's methods, revoke sessions, recovery TAP;
 //   - mfa.reset: remove all methods, revoke sessions, TAP;
-//   - single operations: their one operation.
+//   - single operations: their one operation;
+//   - approval.grant, approval.deny: none (an empty plan).
 func Plan(ev *Event) ([]Op, error) {
 	if ev == nil {
 		return nil, newError(CodeInternal, "", "plan: nil event")
@@ -341,6 +342,9 @@ func Plan(ev *Event) ([]Op, error) {
 		return []Op{{Kind: OpRemoveMethod, MethodKind: p.MethodKind, MethodID: p.MethodID}}, nil
 	case *PasswordReset:
 		return []Op{{Kind: OpResetPassword, MethodKind: KindPassword, SealTo: p.SealTo, ForceChange: orTrue(p.ForceChange)}}, nil
+	case *ApprovalGrant, *ApprovalDeny:
+		// A decision acts on a parked event, not on the directory.
+		return []Op{}, nil
 	}
 	return nil, newError(CodeInternal, "", "plan: no plan for payload %T of type %s", ev.Payload, quote(ev.Type))
 }

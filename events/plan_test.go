@@ -91,6 +91,8 @@ func TestPlan(t *testing.T) {
 			[]Op{{Kind: OpResetPassword, MethodKind: KindPassword, SealTo: testSealTo, ForceChange: true}}},
 		{"password reset no force", TypePasswordReset, `{"sealTo":"` + testSealTo + `","forceChange":false}`,
 			[]Op{{Kind: OpResetPassword, MethodKind: KindPassword, SealTo: testSealTo, ForceChange: false}}},
+		{"approval grant plans nothing", TypeApprovalGrant, `{"eventKey":"` + testEventKey + `"}`, []Op{}},
+		{"approval deny plans nothing", TypeApprovalDeny, `{"eventKey":"` + testEventKey + `","reason":"no"}`, []Op{}},
 	}
 	covered := map[string]bool{}
 	for _, tc := range tests {

@@ -31,8 +31,10 @@ type Policy struct {
 	// interactivePrefixes: sources whose name starts with one of these are
 	// interactive unless their entry says otherwise (DevPolicy's helpdesk/).
 	interactivePrefixes []string
-	notify              notifyPolicy // policy_safety.go
-	limits              []LimitRule  // policy_safety.go
+	notify              notifyPolicy   // policy_safety.go
+	limits              []LimitRule    // policy_safety.go
+	approvers           []string       // policy_approval.go
+	approvals           []ApprovalRule // policy_approval.go
 }
 
 // Priority classes of sources (policy sources.<name>.priority).
@@ -134,6 +136,27 @@ func DevPolicy() *Policy {
 	}
 }
 
+// DevPolicyWith is DevPolicy with four-eyes approval: approverPub (an
+// nkeys user public key) is the one approver, and an
+// authflow.mfa.reset.v1 for a user who holds a directory role waits for
+// it (rule dev-admin-mfa-reset, the default timeout). An invalid key is
+// an error.
+func DevPolicyWith(approverPub string) (*Policy, error) {
+	if !reUserKey.MatchString(approverPub) || !nkeys.IsValidPublicUserKey(approverPub) {
+		return nil, fmt.Errorf("approver %s is not an nkeys user public key", quote(approverPub))
+	}
+	p := DevPolicy()
+	p.approvers = []string{approverPub}
+	p.approvals = []ApprovalRule{{
+		Name: DevApprovalRule, Types: []string{TypeMFAReset}, Timeout: DefaultApprovalTimeout,
+		users: &protectedUsers{anyDirectoryRole: true},
+	}}
+	return p, nil
+}
+
+// DevApprovalRule names DevPolicyWith's approval rule.
+const DevApprovalRule = "dev-admin-mfa-reset"
+
 // PolicyError is an error in a policy file. Line and Column are 1-based (0
 // when unknown); Field is the path of the setting, e.g.
 // "sources.hr/workday.types[2]".
@@ -218,7 +241,7 @@ func parsePolicy(b []byte) (*Policy, *PolicyError) {
 		return nil, err
 	}
 	var sawVersion, sawSources bool
-	var allowNode, notifyNode, limitsNode *yaml.Node // checked once sources are known
+	var allowNode, notifyNode, limitsNode, approversNode, approvalsNode *yaml.Node // checked once sources are known
 	for _, m := range members {
 		switch m.key {
 		case "version":
@@ -259,8 +282,12 @@ func parsePolicy(b []byte) (*Policy, *PolicyError) {
 			notifyNode = m.val
 		case "limits":
 			limitsNode = m.val
+		case "approvers":
+			approversNode = m.val
+		case "approvals":
+			approvalsNode = m.val
 		default:
-			return nil, nodeError(m.keyNode, m.key, "unknown setting (known: version, maxAge, maxFutureSkew, maxScheduleAhead, tap, sources, protectedUsers, notify, limits)")
+			return nil, nodeError(m.keyNode, m.key, "unknown setting (known: version, maxAge, maxFutureSkew, maxScheduleAhead, tap, sources, protectedUsers, notify, limits, approvers, approvals)")
 		}
 	}
 	if !sawVersion {
@@ -281,6 +308,16 @@ func parsePolicy(b []byte) (*Policy, *PolicyError) {
 	}
 	if limitsNode != nil {
 		if err := p.parseLimits(limitsNode); err != nil {
+			return nil, err
+		}
+	}
+	if approversNode != nil {
+		if err := p.parseApprovers(approversNode); err != nil {
+			return nil, err
+		}
+	}
+	if approvalsNode != nil {
+		if err := p.parseApprovals(approvalsNode); err != nil {
 			return nil, err
 		}
 	}
@@ -677,6 +714,9 @@ func (p *Policy) CheckAuth(ev *Event, raw []byte, h Headers) error {
 	if ev == nil {
 		return newError(CodeInternal, "", "check auth: nil event")
 	}
+	if IsApproval(ev.Type) {
+		return p.checkApprovalAuth(raw, h)
+	}
 	sp := p.source(ev.Source)
 	if sp == nil {
 		return newError(CodePolicyDenied, "source", "source %s is not in the policy", quote(ev.Source))
@@ -780,12 +820,16 @@ type Target struct {
 	DirectoryRoles []string // names or ids of the directory roles the user holds
 }
 
-// NeedsRoles reports whether CheckTarget needs Target.DirectoryRoles for
-// this event, so that a worker reads the user's roles only when they
-// matter: the policy protects role holders and the event writes and is
-// not already allowed on protected users.
+// NeedsRoles reports whether CheckTarget or ApprovalRule needs
+// Target.DirectoryRoles for this event, so that a worker reads the user's
+// roles only when they matter: the event writes, and the policy protects
+// role holders (and does not already allow the event on protected users)
+// or has an approval rule for role holders that may apply to it.
 func (p *Policy) NeedsRoles(ev *Event) bool {
-	return ev != nil && p.protected.anyDirectoryRole && !ReadOnly(ev.Type) && !p.allowedOnProtected(ev)
+	if ev == nil || ReadOnly(ev.Type) {
+		return false
+	}
+	return p.protected.anyDirectoryRole && !p.allowedOnProtected(ev) || p.approvalNeedsRoles(ev)
 }
 
 // CheckTarget refuses (protected_user) an event that writes to a protected
@@ -815,26 +859,4 @@ func (p *Policy) allowedOnProtected(ev *Event) bool {
 	return p.protected.allow[key][ev.Type]
 }
 
-func (p *Policy) protectedReason(ev *Event, t Target) string {
-	pr := &p.protected
-	for _, id := range []string{t.ObjectID, ev.User.ObjectID} {
-		if id != "" && pr.objectIDs[strings.ToLower(id)] {
-			return "listed object id"
-		}
-	}
-	for _, upn := range []string{t.UPN, ev.User.UPN} {
-		if upn == "" {
-			continue
-		}
-		upn = strings.ToLower(upn)
-		for _, pat := range pr.upns {
-			if ok, _ := path.Match(pat, upn); ok {
-				return "UPN matches a protected pattern"
-			}
-		}
-	}
-	if pr.anyDirectoryRole && len(t.DirectoryRoles) > 0 {
-		return "holds a directory role"
-	}
-	return ""
-}
+func (p *Policy) protectedReason(ev *Event, t Target) string { return p.protected.reason(ev, t) }

@@ -37,19 +37,24 @@ const (
 	// future; it was checked and accepted and will be applied then, with
 	// its final result under the event's own result id.
 	StatusScheduled Status = "scheduled"
+	// StatusPendingApproval is interim: the event is parked until an
+	// approver decides it or its approval rule's timeout ends it; its final
+	// result follows (approval.go).
+	StatusPendingApproval Status = "pending_approval"
 )
 
 // Valid reports whether s is one of the statuses.
 func (s Status) Valid() bool {
-	return s == StatusSucceeded || s == StatusFailed || s == StatusRejected || s == StatusScheduled
+	return s == StatusSucceeded || s == StatusFailed || s == StatusRejected || s == StatusScheduled || s == StatusPendingApproval
 }
 
-// Final reports whether s ends its event (every status but the interim ones).
-func (s Status) Final() bool { return s.Valid() && s != StatusScheduled }
+// Final reports whether s ends its event (every status but the interim
+// ones, scheduled and pending_approval).
+func (s Status) Final() bool { return s.Valid() && s != StatusScheduled && s != StatusPendingApproval }
 
-// InterimResultID is the id of an interim result (status scheduled) of an
-// event: EventKey(source, id) + ":" + the status, so it never takes the
-// place of the event's final result.
+// InterimResultID is the id of an interim result (status scheduled or
+// pending_approval) of an event: EventKey(source, id) + ":" + the status,
+// so it never takes the place of the event's final result.
 func InterimResultID(source, id string, s Status) string {
 	return EventKey(source, id) + ":" + string(s)
 }
@@ -127,6 +132,9 @@ type ResultData struct {
 	Error      *ErrorInfo  `json:"error,omitempty"`      // why the event failed or was rejected
 	Provenance *Provenance `json:"provenance,omitempty"` // who asked, as the event says
 	Redrive    *Redrive    `json:"redrive,omitempty"`    // set when an operator re-drove the event
+	// Approval is set on the results of an event an approval rule parked:
+	// the pending one and the final one (approval.go).
+	Approval *ResultApproval `json:"approval,omitempty"`
 	// Extensions are the event's CloudEvents extension attributes
 	// (Event.Extensions), copied so a receiver can correlate the result
 	// with what it sent; absent when the event had none or did not decode.
@@ -172,7 +180,10 @@ type Redrive struct {
 //     signature, policy, freshness, a re-used id): the same bytes get the
 //     same rejection, and a forged or broken copy can never take the place
 //     of the genuine event's result;
-//   - EventKey(source, id) + ":redrive-N" for the result of the N-th re-drive.
+//   - EventKey(source, id) + ":redrive-N" for the result of the N-th re-drive;
+//   - EventKey(source, id) + ":pending_approval" for the interim result of
+//     an event parked for approval (PendingResultID, InterimResultID); its
+//     final result has the key.
 func ResultID(source, id string, rejectedBody []byte, redrive int) string {
 	k := EventKey(source, id)
 	switch {
@@ -373,10 +384,13 @@ func (r *Result) validate() *Error {
 		}
 	}
 	if !d.Status.Valid() {
-		return invalid("data.status", "must be succeeded, failed, rejected or scheduled")
+		return invalid("data.status", "must be succeeded, failed, rejected, scheduled or pending_approval")
 	}
 	if (d.Status == StatusFailed || d.Status == StatusRejected) != (d.Error != nil) {
 		return invalid("data.error", "required when, and only when, the status is failed or rejected")
+	}
+	if err := d.validateApproval(r.ID); err != nil {
+		return err
 	}
 	if err := checkInfo("data.error", d.Error); err != nil {
 		return err

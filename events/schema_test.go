@@ -353,8 +353,10 @@ func TestDocExamples(t *testing.T) {
 		if ev.Type != name {
 			t.Errorf("docs/events.md:%d: the %s example has type %s", b.line, name, ev.Type)
 		}
-		if err := DevPolicy().CheckAuth(ev, b.body, nil); err != nil {
-			t.Errorf("docs/events.md:%d: DevPolicy refuses the %s example: %v", b.line, name, err)
+		// An approval must be signed by an approver; the examples show
+		// only the message, not its signature headers.
+		if err := DevPolicy().CheckAuth(ev, b.body, nil); IsApproval(name) != (CodeOf(err) == CodeBadSignature) || (!IsApproval(name) && err != nil) {
+			t.Errorf("docs/events.md:%d: DevPolicy on the %s example: %v", b.line, name, err)
 		}
 		events[name], raws[name] = ev, b.body
 	}
@@ -386,7 +388,7 @@ func TestDocExamples(t *testing.T) {
 		// the body's hash, every other result the event key.
 		key := EventKey(r.Data.Event.Source, r.Data.Event.ID)
 		preAccept := r.Data.Error != nil && r.Data.Status == StatusRejected &&
-			r.Data.Error.Code != CodeProtectedUser && r.Data.Error.Code != CodeGuestUser
+			!slices.Contains([]Code{CodeProtectedUser, CodeGuestUser, CodeRateLimited, CodeApprovalDenied, CodeApprovalTimeout}, r.Data.Error.Code)
 		if preAccept != regexp.MustCompile(`^[0-9a-f]{64}:[0-9a-f]{16}$`).MatchString(r.ID) || !strings.HasPrefix(r.ID, key) {
 			t.Errorf("docs/events.md:%d: result id %s does not follow the rule of ResultID", b.line, r.ID)
 		}
@@ -424,7 +426,23 @@ func TestDocExamples(t *testing.T) {
 			t.Errorf("docs/events.md:%d: result operations %v, plan %v", b.line, resultKinds, planKinds)
 		}
 	}
-	for _, extra := range []string{"invalid", "rejected"} {
+	// The approval examples are one story: the pending and the denied
+	// results are of one parked event, which the grant and deny name.
+	pending, denied := byKind["example result"]["pending"], byKind["example result"]["denied"]
+	if p, err := DecodeResult(pending.body); err != nil || p.Data.Status != StatusPendingApproval {
+		t.Errorf("docs/events.md:%d: the pending example: %v", pending.line, err)
+	} else {
+		key := p.Data.Approval.EventKey
+		if d, err := DecodeResult(denied.body); err != nil || d.ID != key || d.Data.Approval.Decision != DecisionDenied {
+			t.Errorf("docs/events.md:%d: the denied example is not the pending event's final result: %v", denied.line, err)
+		}
+		for _, typ := range []string{TypeApprovalGrant, TypeApprovalDeny} {
+			if dec, ok := DecisionOf(events[typ]); !ok || dec.EventKey != key || events[typ].Subject != p.Subject {
+				t.Errorf("docs/events.md: the %s example does not name the pending event (%s, %s)", typ, key, p.Subject)
+			}
+		}
+	}
+	for _, extra := range []string{"invalid", "rejected", "pending", "denied"} {
 		if _, ok := byKind["example result"][extra]; !ok {
 			t.Errorf("docs/events.md has no %q result example", extra)
 		}
@@ -441,8 +459,12 @@ func TestDocExamples(t *testing.T) {
 	// unsigned ones from sources that must sign.
 	for name, ev := range events {
 		err := p.CheckAuth(ev, raws[name], nil)
-		switch ev.Source {
-		case "hr/workday", "helpdesk/servicenow", "enrolment/desk-1":
+		switch {
+		case IsApproval(name):
+			if CodeOf(err) != CodeBadSignature {
+				t.Errorf("example policy, unsigned %s: %v, want bad_signature", name, err)
+			}
+		case ev.Source == "hr/workday" || ev.Source == "helpdesk/servicenow" || ev.Source == "enrolment/desk-1":
 			if CodeOf(err) != CodeBadSignature {
 				t.Errorf("example policy, unsigned %s: %v, want bad_signature", name, err)
 			}

@@ -34,9 +34,13 @@ const (
 	TypeQRCodeRemove     = "authflow.qrcode.remove.v1"
 	TypeMethodRemove     = "authflow.method.remove.v1"
 	TypePasswordReset    = "authflow.password.reset.v1"
+	// Decisions on events parked for four-eyes approval (approval.go).
+	TypeApprovalGrant = "authflow.approval.grant.v1"
+	TypeApprovalDeny  = "authflow.approval.deny.v1"
 )
 
-// Types returns every event type of the catalogue, flows first.
+// Types returns every event type of the catalogue: flows first, then single
+// operations, then the approval decisions.
 func Types() []string {
 	return []string{
 		TypeEmployeeJoined, TypeEmployeeMoved, TypeEmployeeLeft, TypeDeviceLost,
@@ -45,6 +49,7 @@ func Types() []string {
 		TypeEmailSet, TypeEmailRemove, TypeTAPIssue, TypeTAPRemove,
 		TypeQRCodeIssue, TypeQRCodeRemove, TypeMethodRemove, TypePasswordReset,
 		TypePasskeyOptions, TypePasskeyRegister,
+		TypeApprovalGrant, TypeApprovalDeny,
 	}
 }
 
@@ -54,8 +59,10 @@ func KnownType(typ string) bool {
 	return ok
 }
 
-// ReadOnly reports whether events of type typ never write to the directory.
-func ReadOnly(typ string) bool { return typ == TypeMethodsInventory }
+// ReadOnly reports whether events of type typ never write to the directory:
+// the inventory, and the approval decisions (which act on a parked event,
+// not on the directory).
+func ReadOnly(typ string) bool { return typ == TypeMethodsInventory || IsApproval(typ) }
 
 // newPayload returns a pointer to a zero payload for typ.
 func newPayload(typ string) (payload, bool) {
@@ -100,6 +107,10 @@ func newPayload(typ string) (payload, bool) {
 		return new(PasskeyOptionsRequest), true
 	case TypePasskeyRegister:
 		return new(PasskeyRegister), true
+	case TypeApprovalGrant:
+		return new(ApprovalGrant), true
+	case TypeApprovalDeny:
+		return new(ApprovalDeny), true
 	}
 	return nil, false
 }

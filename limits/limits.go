@@ -175,6 +175,22 @@ func (l *Limiter) Take(ctx context.Context, eventKey string, checks []events.Lim
 	return Decision{Allowed: true}, nil
 }
 
+// Admit counts the event with key eventKey in the counter of c when it
+// has room, and reports whether the event is counted (now or by an earlier
+// call): events.ApprovalCounter, for the policy's bulk approval rules. A
+// full counter leaves the event out and reports false; unlike Take, that
+// is no refusal, so the metrics do not count it.
+func (l *Limiter) Admit(ctx context.Context, eventKey string, c events.LimitCheck) (bool, error) {
+	if eventKey == "" {
+		return false, errors.New("limits: admit: empty event key")
+	}
+	ok, _, err := l.take(ctx, &c, entryTag(eventKey))
+	if err != nil {
+		return false, fmt.Errorf("limits: admit %s: %w", c.Rule.Name, err)
+	}
+	return ok, nil
+}
+
 // Release takes the event out of the checks' counters (an event that was
 // counted but then not run, e.g. parked for approval and denied). Releasing
 // an event that is not counted does nothing.

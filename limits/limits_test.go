@@ -3,6 +3,7 @@ package limits
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -269,5 +271,102 @@ func TestOpenBadConfig(t *testing.T) {
 	}
 	if _, err := (&Limiter{}).Take(context.Background(), "", nil); err == nil {
 		t.Error("Take accepted an empty event key")
+	}
+}
+
+var _ events.ApprovalCounter = (*Limiter)(nil)
+
+// TestAdmitBulkApproval: the bulk approval rules of a policy count with
+// Admit, shared by replicas: of 20 leavers sent at once through two
+// replicas, with a rule of "more than 5 within 10 minutes", exactly 5 run
+// and 15 wait; a waiting event is not counted, a counted one stays counted
+// on redelivery, and nothing shows as a rate-limit refusal.
+func TestAdmitBulkApproval(t *testing.T) {
+	t.Parallel()
+	s := startNATS(t)
+	approver, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	apub, _ := approver.PublicKey()
+	p, err := events.ParsePolicy([]byte(`version: 1
+sources:
+  hr/workday:
+    types: [authflow.employee.left.v1]
+approvers: [` + apub + `]
+approvals:
+  - name: mass-leavers
+    types: [authflow.employee.left.v1]
+    bulk: {max: 5, window: 10m}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	metrics := NewMetrics(reg, nil)
+	var replicas [2]*Limiter
+	for i := range replicas {
+		replicas[i], _ = client(t, s, Config{MaxWindow: p.MaxBulkWindow(), Metrics: metrics})
+	}
+	ctx := testCtx(t)
+	leaver := func(i int) *events.Event {
+		raw := fmt.Sprintf(`{"specversion":"1.0","id":"left-%d","source":"hr/workday","type":"authflow.employee.left.v1","subject":"user%d@contoso.com","time":%q,"data":{}}`,
+			i, i, time.Now().UTC().Format(time.RFC3339))
+		ev, err := events.Decoder{}.Decode([]byte(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ev
+	}
+	var (
+		wg      sync.WaitGroup
+		waiting atomic.Int32
+		mu      sync.Mutex
+		ran     []int
+	)
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, ok, err := p.ApprovalRule(ctx, leaver(i), events.Target{}, replicas[i%2])
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if ok {
+				if r.Name != "mass-leavers" {
+					t.Errorf("rule %q", r.Name)
+				}
+				waiting.Add(1)
+				return
+			}
+			mu.Lock()
+			ran = append(ran, i)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if len(ran) != 5 || waiting.Load() != 15 {
+		t.Fatalf("%d ran, %d wait; want 5 and 15", len(ran), waiting.Load())
+	}
+	// A counted event delivered again still runs; a waiting one still waits.
+	if _, ok, _ := p.ApprovalRule(ctx, leaver(ran[0]), events.Target{}, replicas[1]); ok {
+		t.Error("a counted event waits on redelivery")
+	}
+	other := -1 // an event that waits
+	for i := range 20 {
+		if !slices.Contains(ran, i) {
+			other = i
+			break
+		}
+	}
+	if _, ok, _ := p.ApprovalRule(ctx, leaver(other), events.Target{}, replicas[0]); !ok {
+		t.Error("a waiting event runs on redelivery")
+	}
+	if got := testutil.ToFloat64(metrics.refused.WithLabelValues("approval.mass-leavers")); got != 0 {
+		t.Errorf("authflow_rate_limited_total counted %v bulk approvals", got)
+	}
+	if _, err := replicas[0].Admit(ctx, "", events.LimitCheck{}); err == nil {
+		t.Error("Admit took an empty key")
 	}
 }

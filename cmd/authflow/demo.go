@@ -15,6 +15,7 @@ import (
 type demoUser struct {
 	id, upn, display, story string
 	methods                 []string // Graph JSON of each method, in registration order
+	roles                   []string // directory roles held
 }
 
 // demoUsers returns the seeded users. The first MFA-capable method seeded
@@ -61,8 +62,24 @@ func demoUsers() []demoUser {
 				`{"@odata.type":"#microsoft.graph.microsoftAuthenticatorAuthenticationMethod","displayName":"Galaxy S24","deviceTag":"SoftwareTokenActivated","phoneAppVersion":"6.2409.6389"}`,
 			},
 		},
+		{
+			id: demoAdminID, upn: demoAdminUPN, display: "Megan Bowen",
+			story: "administrator (Global Administrator): an MFA reset waits for approval",
+			methods: []string{
+				`{"@odata.type":"#microsoft.graph.phoneAuthenticationMethod","phoneNumber":"+1 4255550106","phoneType":"mobile"}`,
+				`{"@odata.type":"#microsoft.graph.fido2AuthenticationMethod","displayName":"YubiKey 5C","model":"YubiKey 5C","aaGuid":"ee882879-721c-4913-9775-3dfcce97072a"}`,
+			},
+			roles: []string{"Global Administrator"},
+		},
 	}
 }
+
+// The demo administrator: the development policy holds an MFA reset of a
+// role holder back for approval (events.DevPolicyWith).
+const (
+	demoAdminID  = "3b1f8a52-6c0e-4d2a-9f4b-7e5d1c2a0006"
+	demoAdminUPN = "megan.bowen@contoso.example"
+)
 
 // seedDemoUsers puts the demo users into the emulator, replacing them if
 // they exist.
@@ -71,7 +88,7 @@ func seedDemoUsers(emu *graphclienttest.Emulator) error {
 	for _, du := range demoUsers() {
 		u := graphclienttest.User{
 			ID: du.id, UserPrincipalName: du.upn, DisplayName: du.display,
-			UserType: "Member", AccountEnabled: &enabled,
+			UserType: "Member", AccountEnabled: &enabled, DirectoryRoles: du.roles,
 		}
 		for _, m := range du.methods {
 			u.Methods = append(u.Methods, json.RawMessage(m))

@@ -190,11 +190,24 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer sealKey.Wipe()
 	sealPub, _ := sealKey.PublicKey()
+	// The development approver, trusted by the development policy: an MFA
+	// reset of a role holder waits for it (docs/cli.md, authflow approve).
+	approverSeed := filepath.Join(dataDir, approverSeedFile)
+	approverKey, err := loadOrCreateApproverKey(approverSeed)
+	if err != nil {
+		return fmt.Errorf("approver key: %w", err)
+	}
+	approverPub, _ := approverKey.PublicKey()
+	approverKey.Wipe() // dev needs only its public key
+	policy, err := events.DevPolicyWith(approverPub)
+	if err != nil {
+		return fmt.Errorf("development policy: %w", err)
+	}
 	w, err := worker.New(ctx, worker.Config{
 		SealKey:         sealKey,
 		NATS:            nc,
 		Graph:           graph,
-		Policy:          events.DevPolicy(),
+		Policy:          policy,
 		Decoder:         events.Decoder{DefaultRegion: "US"},
 		Instance:        "dev",
 		Replicas:        1,
@@ -259,7 +272,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	metricsURL := "http://" + metricsLn.Addr().String()
 	exe, _ := os.Executable()
 	cli := cliCommand(exe, exec.LookPath)
-	printDevBanner(p, natsURL, graphURL, f.token, metricsURL, dataDir, f.data == "", seedPath, sealPub)
+	printDevBanner(p, natsURL, graphURL, f.token, metricsURL, dataDir, f.data == "", seedPath, sealPub, approverSeed, approverPub)
 	for _, line := range ing.Banner {
 		fmt.Fprintln(p.w, line)
 	}
@@ -290,7 +303,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	announced := f.noDemo
 	if announced {
-		printNextSteps(p, cli, natsURL, graphURL, metricsURL, seedPath, sealTo, sealPub)
+		printNextSteps(p, cli, natsURL, graphURL, metricsURL, seedPath, sealTo, sealPub, approverSeed)
 	}
 	for {
 		select {
@@ -326,7 +339,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 					}
 					return nil
 				}
-				printNextSteps(p, cli, natsURL, graphURL, metricsURL, seedPath, sealTo, sealPub)
+				printNextSteps(p, cli, natsURL, graphURL, metricsURL, seedPath, sealTo, sealPub, approverSeed)
 			}
 		case <-deadline:
 			_ = stopWorker()
@@ -452,7 +465,7 @@ func publishDemo(ctx context.Context, js jetstream.JetStream, ev demoEvent, id s
 	return nil
 }
 
-func printDevBanner(p *resultPrinter, natsURL, graphURL, token, metricsURL, dataDir string, tempData bool, seedPath, sealPub string) {
+func printDevBanner(p *resultPrinter, natsURL, graphURL, token, metricsURL, dataDir string, tempData bool, seedPath, sealPub, approverSeed, approverPub string) {
 	w := p.w
 	fmt.Fprintln(w, p.paint(ansiBold+ansiYellow, "authflow dev: FOR LOCAL USE ONLY. INSECURE: the policy accepts every source and every event type without signatures,"))
 	fmt.Fprintln(w, p.paint(ansiBold+ansiYellow, "NATS has no authentication, and Graph is an in-memory emulator. Never point it at a real tenant."))
@@ -467,13 +480,14 @@ func printDevBanner(p *resultPrinter, natsURL, graphURL, token, metricsURL, data
 	fmt.Fprintf(w, "  metrics and health:   %s/metrics   %s/healthz   %s/readyz\n", metricsURL, metricsURL, metricsURL)
 	fmt.Fprintf(w, "  TAP recipient seed:   %s   (open --seed)\n", seedPath)
 	fmt.Fprintf(w, "  worker seal key:      %s   (the sender of sealed secrets: open --expect-sender; seed in %s)\n", sealPub, filepath.Join(dataDir, "seal.seed"))
+	fmt.Fprintf(w, "  approver seed:        %s   (the development approver %s: approve --seed)\n", approverSeed, approverPub)
 	fmt.Fprintln(w, "  demo users:")
 	for _, u := range demoUsers() {
 		fmt.Fprintf(w, "    %-33s %s  %s\n", u.upn, u.id, u.story)
 	}
 }
 
-func printNextSteps(p *resultPrinter, cli, natsURL, graphURL, metricsURL, seedPath, sealTo, sealPub string) {
+func printNextSteps(p *resultPrinter, cli, natsURL, graphURL, metricsURL, seedPath, sealTo, sealPub, approverSeed string) {
 	w := p.w
 	seed := shellQuote(seedPath)
 	fmt.Fprintf(w, "\nstill running; results of new events are printed here. Send more events from another terminal:\n")
@@ -488,6 +502,7 @@ func printNextSteps(p *resultPrinter, cli, natsURL, graphURL, metricsURL, seedPa
 	fmt.Fprintf(w, "  metrics:        %s/metrics\n", metricsURL)
 	fmt.Fprintf(w, "  a user:         curl %s/_emulator/users/%s\n", graphURL, demoUsers()[0].id)
 	fmt.Fprintf(w, "  dead letters:   %s dlq list --nats-url %s\n", cli, natsURL)
+	printApprovalSteps(p, cli, natsURL, approverSeed)
 	fmt.Fprintln(w, "stop with Ctrl-C.")
 }
 

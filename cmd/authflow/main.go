@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
 	"sort"
@@ -46,6 +47,7 @@ func commands() map[string]command {
 	}
 	cmds["scheduled"] = command{"list the future-dated events waiting for their effectiveAt (scheduled list)", runScheduled}
 	cmds["reconcile"] = command{"compare an HR export with Graph, report drift (--apply: publish the corrections)", runReconcile}
+	maps.Copy(cmds, approvalCommands())
 	return cmds
 }
 

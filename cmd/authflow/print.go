@@ -64,8 +64,11 @@ func (p *resultPrinter) format(r *events.Result) string {
 	d := r.Data
 	var b strings.Builder
 	mark, colour := "✘", ansiRed
-	if d.Status == events.StatusSucceeded {
+	switch d.Status {
+	case events.StatusSucceeded:
 		mark, colour = "✔", ansiGreen
+	case events.StatusPendingApproval:
+		mark, colour = "…", ansiYellow
 	}
 	user := d.User.Ref
 	if user == "" {
@@ -92,6 +95,14 @@ func (p *resultPrinter) format(r *events.Result) string {
 		typ, p.paint(ansiCyan, user), strings.Join(facts, ", "))
 	if d.Error != nil {
 		fmt.Fprintf(&b, "  %s", p.paint(colour, errorText(d.Error)))
+	}
+	if a := d.Approval; a != nil {
+		switch a.Decision {
+		case "":
+			fmt.Fprintf(&b, "  %s", p.paint(colour, fmt.Sprintf("waits for approval (rule %s): authflow approve %s", a.Rule, a.EventKey)))
+		case events.DecisionGranted:
+			fmt.Fprintf(&b, "  %s", p.paint(ansiDim, "approved by "+shortKey(a.Approver)))
+		}
 	}
 	b.WriteByte('\n')
 	for _, op := range d.Operations {

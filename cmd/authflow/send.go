@@ -194,7 +194,13 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return nil
 	}
 
-	res, body, err := awaitResult(ctx, js, results, key, f.source, id, ack.Duplicate)
+	// An event parked for approval first gets an interim result: say so
+	// and keep waiting for the final one.
+	onPending := func(r *events.Result) {
+		fmt.Fprintf(stderr, "waiting for approval: authflow approve %s --seed FILE (rule %s, %s)\n",
+			r.Data.Approval.EventKey, r.Data.Approval.Rule, expiresIn(r.Data.Approval.ExpiresAt, time.Now()))
+	}
+	res, body, err := awaitNoting(ctx, js, results, key, f.source, id, ack.Duplicate, onPending)
 	if errors.Is(err, context.DeadlineExceeded) {
 		// Say why from the event's ledger entry; a result the worker
 		// stored but this subscription missed is printed from there.
@@ -296,19 +302,41 @@ func userKey(subject string) (string, error) {
 }
 
 // awaitResult waits for the result of the event source/id on the live
-// subscription results. When the publish was a duplicate the result may
-// already be stored, so it also looks in the results stream (which needs
-// JetStream API permissions; without them it keeps waiting live).
+// subscription results, past a pending_approval result (an event parked
+// for approval): see awaitNoting.
 func awaitResult(ctx context.Context, js jetstream.JetStream, results <-chan *nats.Msg, key, source, id string, duplicate bool) (*events.Result, []byte, error) {
+	return awaitNoting(ctx, js, results, key, source, id, duplicate, nil)
+}
+
+// awaitNoting waits for the result of the event source/id on the live
+// subscription results; a pending_approval result goes to onPending, when
+// set, and the wait goes on for the final one. When the publish was a
+// duplicate the result may already be stored, so it also looks in the
+// results stream (which needs JetStream API permissions; without them it
+// keeps waiting live).
+func awaitNoting(ctx context.Context, js jetstream.JetStream, results <-chan *nats.Msg, key, source, id string, duplicate bool,
+	onPending func(*events.Result)) (*events.Result, []byte, error) {
 	if duplicate {
 		if res, body, ok := storedResult(ctx, js, key, source, id); ok {
-			return res, body, nil
+			if res.Data.Status != events.StatusPendingApproval {
+				return res, body, nil
+			}
+			if onPending != nil {
+				onPending(res)
+			}
 		}
 	}
 	for {
 		select {
 		case m := <-results:
-			if res, ok := matchResult(m.Data, source, id); ok {
+			res, ok := matchResult(m.Data, source, id)
+			if ok && res.Data.Status == events.StatusPendingApproval {
+				if onPending != nil && res.Data.Approval != nil {
+					onPending(res)
+				}
+				continue
+			}
+			if ok {
 				return res, m.Data, nil
 			}
 		case <-ctx.Done():
