@@ -45,7 +45,7 @@ func passkeyBadCases() []badCase {
 	return []badCase{
 		{name: "passkey options without sealTo", raw: event(TypePasskeyOptions, "adele.vance@contoso.com", `{}`), code: CodeInvalidEvent, field: "data.sealTo"},
 		{name: "passkey options sealTo not a key", raw: event(TypePasskeyOptions, "adele.vance@contoso.com", `{"sealTo":"kiosk-1"}`), code: CodeInvalidEvent, field: "data.sealTo"},
-		{name: "passkey options unknown field", raw: event(TypePasskeyOptions, "adele.vance@contoso.com", `{"sealTo":"` + testSealTo + `","challengeTimeoutInMinutes":10}`), code: CodeInvalidEvent, field: "data.challengeTimeoutInMinutes"},
+		{name: "passkey options unknown field", raw: event(TypePasskeyOptions, "adele.vance@contoso.com", `{"sealTo":"`+testSealTo+`","challengeTimeoutInMinutes":10}`), code: CodeInvalidEvent, field: "data.challengeTimeoutInMinutes"},
 		{name: "register without credential", raw: reg(`{"displayName":"key"}`), code: CodeInvalidEvent, field: p},
 		{name: "register empty displayName", raw: reg(`{"displayName":"","publicKeyCredential":` + testCredential + `}`), code: CodeInvalidEvent, field: "data.displayName"},
 		{name: "register displayName with a line break", raw: reg(`{"displayName":"a\nb","publicKeyCredential":` + testCredential + `}`), code: CodeInvalidEvent, field: "data.displayName"},

@@ -107,7 +107,9 @@ func TestValidatePasskeyRegistration(t *testing.T) {
 		{"no id", func(r *PasskeyRegistration) { r.Credential.ID = "" }, "credential id"},
 		{"id not base64url", func(r *PasskeyRegistration) { r.Credential.ID = "a+b/" }, "credential id"},
 		{"id too long", func(r *PasskeyRegistration) { r.Credential.ID = b(make([]byte, 1024)) }, "credential id"},
-		{"attestation too long", func(r *PasskeyRegistration) { r.Credential.AttestationObject = b(make([]byte, MaxAttestationObjectBytes+1)) }, "attestationObject"},
+		{"attestation too long", func(r *PasskeyRegistration) {
+			r.Credential.AttestationObject = b(make([]byte, MaxAttestationObjectBytes+1))
+		}, "attestationObject"},
 		{"client data not JSON", func(r *PasskeyRegistration) { r.Credential.ClientDataJSON = b([]byte("x")) }, "JSON"},
 		{"client data for sign-in", func(r *PasskeyRegistration) {
 			r.Credential.ClientDataJSON = b([]byte(`{"type":"webauthn.get","challenge":"abc"}`))

@@ -623,4 +623,3 @@ func TestExternalMethods(t *testing.T) {
 		{"delete without $ref", "DELETE", path + "/" + r.str("id"), "", 204, ""},
 	})
 }
-

@@ -73,7 +73,6 @@ func TestPasskeyCreationOptions(t *testing.T) {
 	}
 }
 
-
 // TestPasskeyRegistration is the rule table of POST fido2Methods, driven by
 // the software authenticator.
 func TestPasskeyRegistration(t *testing.T) {
