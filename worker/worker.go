@@ -46,6 +46,11 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("worker config: %w", err)
 	}
+	if cfg.Policy != nil && len(cfg.Policy.Approvals()) > 0 {
+		// Fail closed: running the events an approval rule should hold back
+		// would defeat the rule.
+		return nil, errors.New("worker: the policy has approvals:, which this worker does not enforce yet (docs/events.md, Four-eyes approval); remove them rather than run those events unapproved")
+	}
 	if cfg.SealKey == nil {
 		kp, err := nkeys.CreateCurveKeys()
 		if err != nil {
