@@ -165,7 +165,14 @@ func DefaultPartitionInflight(concurrency, partitions int) int {
 func (c Config) withDefaults() Config {
 	c.Partitions = cmp.Or(c.Partitions, DefaultPartitions)
 	c.Concurrency = cmp.Or(c.Concurrency, DefaultConcurrency)
-	c.PartitionInflight = cmp.Or(c.PartitionInflight, DefaultPartitionInflight(c.Concurrency, c.Partitions))
+	if c.PartitionInflight == 0 {
+		c.PartitionInflight = DefaultPartitionInflight(c.Concurrency, c.Partitions)
+		if c.Policy != nil && len(c.Policy.Approvals()) > 0 {
+			// Events waiting behind a parked one wait in place; with one in
+			// flight they would hold up their whole partition.
+			c.PartitionInflight = max(c.PartitionInflight, 4)
+		}
+	}
 	c.Replicas = cmp.Or(c.Replicas, DefaultReplicas)
 	c.LedgerTTL = cmp.Or(c.LedgerTTL, DefaultLedgerTTL)
 	c.AckWait = cmp.Or(c.AckWait, DefaultAckWait)
@@ -250,6 +257,14 @@ func (c Config) validateSettings() error {
 	if c.Decoder.MaxBytes < 1 || c.Decoder.MaxBytes > MaxMessageBytes/2 {
 		// Half the message limit leaves room for the headers of a dead letter.
 		bad("Decoder.MaxBytes", "must be 1..%d, got %d", MaxMessageBytes/2, c.Decoder.MaxBytes)
+	}
+	if c.Policy != nil && len(c.Policy.Approvals()) > 0 {
+		if c.PartitionInflight < 2 {
+			bad("PartitionInflight", "must be at least 2 with approval rules in the policy (events behind a parked one wait in place), got %d", c.PartitionInflight)
+		}
+		if c.LedgerTTL < 2*c.Policy.MaxApprovalTimeout() {
+			bad("LedgerTTL", "must be at least twice the policy's longest approval timeout (%s), got %s", c.Policy.MaxApprovalTimeout(), c.LedgerTTL)
+		}
 	}
 	if c.Policy != nil && c.LedgerTTL < c.Policy.MaxAge() {
 		// An event the ledger has forgotten but the policy still finds fresh

@@ -556,21 +556,3 @@ func TestBinaryModeAndExtensions(t *testing.T) {
 		t.Errorf("phones %v", p)
 	}
 }
-
-// TestApprovalsFailClosed: four-eyes approval is not enforced yet, so a
-// worker refuses a policy with approvals rather than run what they hold back.
-func TestApprovalsFailClosed(t *testing.T) {
-	e := newEnv(t)
-	signer, _ := nkeys.CreateUser()
-	pub, _ := signer.PublicKey()
-	pol, err := events.ParsePolicy([]byte("version: 1\nsources:\n  helpdesk/test:\n    types: [\"*\"]\napprovers: [" + pub + "]\napprovals:\n  - name: all-resets\n    types: [authflow.mfa.reset.v1]\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc := connect(t, e.ns)
-	cfg := e.testConfig(nc)
-	cfg.Policy = pol
-	if _, err := worker.New(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "approvals") {
-		t.Fatalf("worker.New with approvals: %v, want a refusal naming approvals", err)
-	}
-}

@@ -110,7 +110,7 @@ func (h *hold) releaseWith(ctx context.Context, change func(r *record)) {
 // renew extends the lease; a finished record needs none.
 func (h *hold) renew(ctx context.Context) error {
 	h.mu.Lock()
-	done := h.rec.State == stateDone
+	done := h.rec.State != stateInProgress // done, or parked: nothing to keep
 	h.mu.Unlock()
 	if done {
 		return nil
@@ -161,6 +161,10 @@ func leaseWait(r *record, now time.Time, skew time.Duration) time.Duration {
 
 func cloneRecord(r *record) *record {
 	c := *r
+	if r.Approval != nil {
+		a := *r.Approval
+		c.Approval = &a
+	}
 	if r.Intents != nil {
 		c.Intents = make(map[int]intent, len(r.Intents))
 		for k, v := range r.Intents {

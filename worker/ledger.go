@@ -46,6 +46,8 @@ type record struct {
 	NotBefore time.Time `json:"notBefore,omitzero"`
 	// EffectiveAt is a scheduled event's data.effectiveAt (schedule.go).
 	EffectiveAt time.Time `json:"effectiveAt,omitzero"`
+	// Approval is set once an approval rule parked the event (approval.go).
+	Approval *approvalRecord `json:"approval,omitempty"`
 	// Received is when a worker first received the event; Started when the
 	// first attempt claimed it.
 	Received time.Time `json:"received,omitzero"`

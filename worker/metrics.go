@@ -53,7 +53,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			m.events.WithLabelValues(typ, o)
 		}
 	}
-	for _, o := range []string{outcomeDuplicate, outcomeRetry, outcomeBusy, outcomeAbandoned, outcomeScheduled} {
+	for _, o := range []string{outcomeDuplicate, outcomeRetry, outcomeBusy, outcomeAbandoned, outcomeScheduled, outcomeParked} {
 		m.deliveries.WithLabelValues(o)
 	}
 	for _, c := range events.Codes() {

@@ -152,6 +152,12 @@ func (w *Worker) predecessor(ctx context.Context, m *jetstream.RawStreamMsg) (pr
 		// place; so is the copy of a scheduled event, at its effectiveAt.
 		return predDone, time.Time{}, nil
 	}
+	if rec.State == stateParked && rec.Approval != nil {
+		// Later events wait behind a parked one, up to its timeout.
+		// A decision may come at any time: look again as for a held
+		// event (up to every second), not only at its timeout.
+		return predHeld, rec.Approval.ExpiresAt, nil
+	}
 	if wait := leaseWait(rec, now, w.cfg.MaxClockSkew); wait > 0 {
 		return predHeld, now.Add(wait), nil
 	}

@@ -304,9 +304,11 @@ func (w *Worker) pointer(ctx context.Context, ptr jetstream.Msg, class int) {
 	}
 	// Priority inheritance: the key's earlier events first, in order, each
 	// in a slot of this lane's class (ahead of the bulk work).
-	err = w.inOrder(ctx, ev.Subject, seq, false, func(ctx context.Context, m *jetstream.RawStreamMsg) string {
-		return w.handleIn(ctx, m, class)
-	})
+	if !w.parkedCopy(ctx, ev.Header, ev.Data) {
+		err = w.inOrder(ctx, ev.Subject, seq, false, func(ctx context.Context, m *jetstream.RawStreamMsg) string {
+			return w.handleIn(ctx, m, class)
+		})
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			w.log.Warn("interactive: earlier events of the key (NATS)", "seq", seq, "err", err)

@@ -42,14 +42,16 @@ type delivery struct {
 	doc      []byte    // the event in structured mode: raw, or built from a binary-mode message
 	received time.Time // this delivery
 
-	ev     *events.Event
-	lkey   string  // ledger key
-	hash   string  // body hash
-	rec    *record // the ledger record as read, nil when absent
-	rev    uint64
-	h      *hold // set once this attempt has claimed the event
-	authed bool  // the event passed CheckAuth
-	tr     eventTrace
+	ev   *events.Event
+	lkey string  // ledger key
+	hash string  // body hash
+	rec  *record // the ledger record as read, nil when absent
+	rev  uint64
+	h    *hold // set once this attempt has claimed the event
+	// approval is the parked event's approval once decided (approval.go).
+	approval *approvalRecord
+	authed   bool // the event passed CheckAuth
+	tr       eventTrace
 }
 
 // handle processes one delivery; it never returns an error: every path ends
@@ -190,10 +192,21 @@ func (d *delivery) process(ctx context.Context) string {
 		return d.schedule(ctx, at)
 	}
 
-	if d.rec != nil {
+	if d.rec != nil && d.rec.State == stateParked {
+		if out := d.fromParked(ctx); out != "" {
+			return out
+		}
+	}
+	if d.rec != nil && d.rec.Approval != nil && d.rec.Approval.Decision == events.DecisionGranted {
+		d.approval = d.rec.Approval // granted: runs, and never parks again
+	}
+	if d.rec != nil && d.rec.State == stateInProgress {
 		if wait := leaseWait(d.rec, w.cfg.Now(), w.cfg.MaxClockSkew); wait > 0 {
 			return d.busy(wait)
 		}
+	}
+	if events.IsApproval(ev.Type) {
+		return d.decide(ctx)
 	}
 	exhausted := d.rec != nil && d.rec.State == stateInProgress && d.rec.Attempt >= w.cfg.MaxAttempts
 	if err := d.claim(ctx, !exhausted); err != nil {
@@ -256,6 +269,20 @@ func (d *delivery) process(ctx context.Context) string {
 			if !dec.Allowed {
 				return d.settle(ctx, events.StatusRejected, &user, nil, infoOf(dec.Err()))
 			}
+		}
+	}
+
+	if d.approval == nil && len(w.cfg.Policy.Approvals()) > 0 {
+		var counter events.ApprovalCounter
+		if w.limiter != nil {
+			counter = w.limiter // a nil *Limiter in the interface would not be nil
+		}
+		rule, park, err := w.cfg.Policy.ApprovalRule(actx, ev, target, counter)
+		if err != nil {
+			return d.retryLater(err)
+		}
+		if park {
+			return d.park(ctx, &user, rule)
 		}
 	}
 

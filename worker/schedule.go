@@ -63,7 +63,7 @@ func fireTime(now, at time.Time, ledgerTTL time.Duration) time.Time {
 	if fire.Before(at) {
 		fire = fire.Add(time.Second)
 	}
-	if hop := now.Add(ledgerTTL / 2).Truncate(time.Second); hop.Before(fire) {
+	if hop := now.Add(ledgerTTL / 2).Truncate(time.Second); ledgerTTL > 0 && hop.Before(fire) {
 		fire = hop
 	}
 	return fire

@@ -317,6 +317,9 @@ func (d *delivery) buildResult(status events.Status, user *graphclient.User, ops
 	if user != nil {
 		data.User.ObjectID, data.User.UPN = user.ID, user.UserPrincipalName
 	}
+	if d.approval != nil {
+		data.Approval = d.approval.resultApproval(ev.Key())
+	}
 	res := events.NewResult(id, ev.Subject, data, now)
 	res.TraceParent = ev.TraceParent
 	return res

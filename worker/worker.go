@@ -46,11 +46,7 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("worker config: %w", err)
 	}
-	if cfg.Policy != nil && len(cfg.Policy.Approvals()) > 0 {
-		// Fail closed: running the events an approval rule should hold back
-		// would defeat the rule.
-		return nil, errors.New("worker: the policy has approvals:, which this worker does not enforce yet (docs/events.md, Four-eyes approval); remove them rather than run those events unapproved")
-	}
+
 	if cfg.SealKey == nil {
 		kp, err := nkeys.CreateCurveKeys()
 		if err != nil {
@@ -84,8 +80,8 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
 	var limiter *limits.Limiter
-	if rules := cfg.Policy.Limits(); len(rules) > 0 {
-		limiter, err = limits.Open(ctx, js, limits.Config{MaxWindow: cfg.Policy.MaxLimitWindow(), Replicas: cfg.Replicas,
+	if rules := cfg.Policy.Limits(); len(rules) > 0 || cfg.Policy.MaxBulkWindow() > 0 {
+		limiter, err = limits.Open(ctx, js, limits.Config{MaxWindow: max(cfg.Policy.MaxLimitWindow(), cfg.Policy.MaxBulkWindow()), Replicas: cfg.Replicas,
 			Metrics: limits.NewMetrics(cfg.Metrics.reg, rules)})
 		if err != nil {
 			return nil, fmt.Errorf("worker rate limits: %w", err)
@@ -263,6 +259,9 @@ func (w *Worker) consume(ctx, work context.Context, it jetstream.MessagesContext
 // runDelivery handles one partition delivery in a slot of Concurrency,
 // after the earlier events of its key when ordered.
 func (w *Worker) runDelivery(ctx, work context.Context, msg jetstream.Msg, ordered bool) {
+	if ordered && w.parkedCopy(ctx, msg.Headers(), msg.Data()) {
+		ordered = false // it takes the original's place (approval.go)
+	}
 	if ordered {
 		if md, err := msg.Metadata(); err == nil {
 			seq := md.Sequence.Stream

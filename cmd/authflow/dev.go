@@ -199,10 +199,10 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	approverPub, _ := approverKey.PublicKey()
 	approverKey.Wipe() // dev needs only its public key
-	// Four-eyes approval is not enforced by the worker yet (it refuses a
-	// policy with approvals), so the development policy holds nothing back;
-	// events.DevPolicyWith(approverPub) takes over once it is.
-	policy := events.DevPolicy()
+	policy, err := events.DevPolicyWith(approverPub)
+	if err != nil {
+		return fmt.Errorf("development policy: %w", err)
+	}
 	w, err := worker.New(ctx, worker.Config{
 		SealKey:         sealKey,
 		NATS:            nc,
@@ -480,7 +480,7 @@ func printDevBanner(p *resultPrinter, natsURL, graphURL, token, metricsURL, data
 	fmt.Fprintf(w, "  metrics and health:   %s/metrics   %s/healthz   %s/readyz\n", metricsURL, metricsURL, metricsURL)
 	fmt.Fprintf(w, "  TAP recipient seed:   %s   (open --seed)\n", seedPath)
 	fmt.Fprintf(w, "  worker seal key:      %s   (the sender of sealed secrets: open --expect-sender; seed in %s)\n", sealPub, filepath.Join(dataDir, "seal.seed"))
-	fmt.Fprintf(w, "  approver seed:        %s   (the development approver %s; four-eyes approval is not enforced yet)\n", approverSeed, approverPub)
+	fmt.Fprintf(w, "  approver seed:        %s   (the development approver %s: approve --seed)\n", approverSeed, approverPub)
 	fmt.Fprintln(w, "  demo users:")
 	for _, u := range demoUsers() {
 		fmt.Fprintf(w, "    %-33s %s  %s\n", u.upn, u.id, u.story)
@@ -502,6 +502,7 @@ func printNextSteps(p *resultPrinter, cli, natsURL, graphURL, metricsURL, seedPa
 	fmt.Fprintf(w, "  metrics:        %s/metrics\n", metricsURL)
 	fmt.Fprintf(w, "  a user:         curl %s/_emulator/users/%s\n", graphURL, demoUsers()[0].id)
 	fmt.Fprintf(w, "  dead letters:   %s dlq list --nats-url %s\n", cli, natsURL)
+	printApprovalSteps(p, cli, natsURL, approverSeed)
 	fmt.Fprintln(w, "stop with Ctrl-C.")
 }
 

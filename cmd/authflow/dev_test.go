@@ -170,8 +170,8 @@ func TestDevBannerCommands(t *testing.T) {
 		}
 		ran++
 	}
-	if ran != 5 {
-		t.Fatalf("%d commands found, want 5, in\n%s", ran, stdout.String())
+	if ran != 7 {
+		t.Fatalf("%d commands found, want 7, in\n%s", ran, stdout.String())
 	}
 	cancel()
 	if code := <-done; code != 0 {
