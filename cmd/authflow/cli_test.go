@@ -46,6 +46,8 @@ func TestFlagValidation(t *testing.T) {
 		{"worker partitions 0", w("--partitions", "0"), "--partitions"},
 		{"worker partitions too many", w("--partitions", "1001"), "--partitions"},
 		{"worker concurrency", w("--concurrency", "0"), "--concurrency"},
+		{"worker graph max concurrency", w("--graph-max-concurrency", "2000"), "--graph-max-concurrency"},
+		{"worker partition inflight", w("--partition-inflight", "-1"), "--partition-inflight"},
 		{"worker replicas", w("--stream-replicas", "7"), "--stream-replicas"},
 		{"worker ledger ttl", w("--ledger-ttl", "30s"), "--ledger-ttl"},
 		{"worker ledger ttl below policy max age", w("--ledger-ttl", "1h"), "--ledger-ttl must be at least the policy's maxAge (24h0m0s), got 1h0m0s"},

@@ -18,6 +18,9 @@ import (
 type graphFlags struct {
 	url   string
 	token string
+	// maxConcurrency, when set, is the ceiling of the client's adaptive
+	// limit on Graph requests in flight (graphclient.ThrottleConfig.MaxLimit).
+	maxConcurrency int
 }
 
 func (f *graphFlags) register(fs *flag.FlagSet) {
@@ -49,6 +52,13 @@ func (f *graphFlags) client(observe func(op string, status int, d time.Duration)
 			return nil, usagef("Graph credentials (no --graph-token, so from AZURE_* variables): %v", err)
 		}
 		cfg.Credential = cred
+	}
+	if f.maxConcurrency > 0 {
+		th, err := graphclient.NewThrottle(graphclient.ThrottleConfig{MaxLimit: min(f.maxConcurrency, graphclient.MaxThrottleLimit)})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Throttle = th
 	}
 	c, err := graphclient.New(cfg)
 	if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -32,6 +33,7 @@ type workerFlags struct {
 	partitions      int
 	concurrency     int
 	inflight        int
+	graphMax        int
 	replicas        int
 	ledgerTTL       time.Duration
 	maxAttempts     int
@@ -58,6 +60,7 @@ func (f *workerFlags) register(fsName string, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&f.policy, "policy", "", "policy `FILE` (YAML): sources, types, signatures, protected users; required")
 	fs.IntVar(&f.partitions, "partitions", worker.DefaultPartitions, "partitions of the events stream (one consumer each; the server allows 1000 per stream); change only on a drained stream")
 	fs.IntVar(&f.concurrency, "concurrency", worker.DefaultConcurrency, "events processed at once by this process")
+	fs.IntVar(&f.graphMax, "graph-max-concurrency", 0, "ceiling of the adaptive limit on Graph requests in flight, 1..1024 (0: --concurrency; the limit halves on 429/503 and grows back)")
 	fs.IntVar(&f.inflight, "partition-inflight", 0, "events of one partition in flight at once, 1..1000 (0: twice the partitions' share of --concurrency, at least 1); the same on every replica")
 	fs.IntVar(&f.replicas, "stream-replicas", 3, "replicas of the streams and the ledger; 3 needs a cluster of 3 JetStream servers")
 	fs.DurationVar(&f.ledgerTTL, "ledger-ttl", worker.DefaultLedgerTTL, "how long the ledger remembers an event (at least the events stream's 2-minute duplicate window and the policy's maximum event age)")
@@ -90,6 +93,8 @@ func (f *workerFlags) validate() error {
 		return err
 	}
 	switch {
+	case f.graphMax < 0 || f.graphMax > 1024:
+		return usagef("--graph-max-concurrency must be 0..1024, got %d", f.graphMax)
 	case f.policy == "":
 		return usagef("--policy is required: the worker never runs without a policy (see docs/events.md; authflow dev uses an allow-all one)")
 	case !isRegionCode(f.defaultRegion):
@@ -273,6 +278,9 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer stopTracing()
+	// Every event in flight makes one Graph request at a time: the client
+	// may have as many in flight as the worker has events.
+	f.graph.maxConcurrency = cmp.Or(f.graphMax, f.concurrency)
 	graph, err := f.graph.client(metrics.ObserveGraph, log.With("component", "graph"), tp)
 	if err != nil {
 		return err

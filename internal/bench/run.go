@@ -44,8 +44,14 @@ func startWorker(ctx context.Context, s workerSpec) (*workerRun, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := worker.NewMetrics(reg)
+	// As authflow worker does: as many Graph requests in flight as events.
+	throttle, err := graphclient.NewThrottle(graphclient.ThrottleConfig{MaxLimit: min(s.concurrency, graphclient.MaxThrottleLimit)})
+	if err != nil {
+		return nil, fmt.Errorf("bench graph throttle: %w", err)
+	}
 	graph, err := graphclient.New(graphclient.Config{
 		BaseURL: s.graphURL, Token: s.token, Observe: metrics.ObserveGraph, Logger: log.With("component", "graph"),
+		Throttle: throttle,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bench graph client: %w", err)
