@@ -54,7 +54,11 @@ func (f *graphFlags) client(observe func(op string, status int, d time.Duration)
 		cfg.Credential = cred
 	}
 	if f.maxConcurrency > 0 {
-		th, err := graphclient.NewThrottle(graphclient.ThrottleConfig{MaxLimit: min(f.maxConcurrency, graphclient.MaxThrottleLimit)})
+		// Start at the client's usual limit and grow towards the ceiling,
+		// rather than open with a burst Graph would answer with 429s.
+		maxL := min(f.maxConcurrency, graphclient.MaxThrottleLimit)
+		th, err := graphclient.NewThrottle(graphclient.ThrottleConfig{MaxLimit: maxL,
+			InitialLimit: min(maxL, graphclient.DefaultThrottleMaxLimit)})
 		if err != nil {
 			return nil, err
 		}

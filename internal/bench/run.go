@@ -45,7 +45,8 @@ func startWorker(ctx context.Context, s workerSpec) (*workerRun, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := worker.NewMetrics(reg)
 	// As authflow worker does: as many Graph requests in flight as events.
-	throttle, err := graphclient.NewThrottle(graphclient.ThrottleConfig{MaxLimit: min(s.concurrency, graphclient.MaxThrottleLimit)})
+	maxL := min(s.concurrency, graphclient.MaxThrottleLimit)
+	throttle, err := graphclient.NewThrottle(graphclient.ThrottleConfig{MaxLimit: maxL, InitialLimit: min(maxL, graphclient.DefaultThrottleMaxLimit)})
 	if err != nil {
 		return nil, fmt.Errorf("bench graph throttle: %w", err)
 	}
