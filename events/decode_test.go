@@ -109,6 +109,7 @@ func TestDecodeTypes(t *testing.T) {
 		{TypePasskeyRegister, `{"displayName":"Adele's YubiKey","publicKeyCredential":` + testCredential + `}`,
 			&PasskeyRegister{DisplayName: "Adele's YubiKey", PublicKeyCredential: testPasskeyCredential()}},
 		{TypeApprovalGrant, `{"eventKey":"` + testEventKey + `"}`, &ApprovalGrant{EventKey: testEventKey}},
+		{TypeScheduleCancel, `{"eventKey":"` + testEventKey + `"}`, &ScheduleCancel{EventKey: testEventKey}},
 		{TypeApprovalDeny, `{"eventKey":"` + testEventKey + `","reason":"no ticket for this reset"}`, &ApprovalDeny{EventKey: testEventKey, Reason: "no ticket for this reset"}},
 	}
 	covered := map[string]bool{}

@@ -218,7 +218,7 @@ func (o Op) LogValue() slog.Value {
 //   - device.lost: remove the device's methods, revoke sessions, recovery TAP;
 //   - mfa.reset: remove all methods, revoke sessions, TAP;
 //   - single operations: their one operation;
-//   - approval.grant, approval.deny: none (an empty plan).
+//   - approval.grant, approval.deny, schedule.cancel: none (an empty plan).
 func Plan(ev *Event) ([]Op, error) {
 	if ev == nil {
 		return nil, newError(CodeInternal, "", "plan: nil event")
@@ -342,7 +342,7 @@ func Plan(ev *Event) ([]Op, error) {
 		return []Op{{Kind: OpRemoveMethod, MethodKind: p.MethodKind, MethodID: p.MethodID}}, nil
 	case *PasswordReset:
 		return []Op{{Kind: OpResetPassword, MethodKind: KindPassword, SealTo: p.SealTo, ForceChange: orTrue(p.ForceChange)}}, nil
-	case *ApprovalGrant, *ApprovalDeny:
+	case *ApprovalGrant, *ApprovalDeny, *ScheduleCancel:
 		// A decision acts on a parked event, not on the directory.
 		return []Op{}, nil
 	}

@@ -92,6 +92,7 @@ func TestPlan(t *testing.T) {
 		{"password reset no force", TypePasswordReset, `{"sealTo":"` + testSealTo + `","forceChange":false}`,
 			[]Op{{Kind: OpResetPassword, MethodKind: KindPassword, SealTo: testSealTo, ForceChange: false}}},
 		{"approval grant plans nothing", TypeApprovalGrant, `{"eventKey":"` + testEventKey + `"}`, []Op{}},
+		{"schedule cancel plans nothing", TypeScheduleCancel, `{"eventKey":"` + testEventKey + `"}`, []Op{}},
 		{"approval deny plans nothing", TypeApprovalDeny, `{"eventKey":"` + testEventKey + `","reason":"no"}`, []Op{}},
 	}
 	covered := map[string]bool{}

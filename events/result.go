@@ -37,6 +37,9 @@ const (
 	// future; it was checked and accepted and will be applied then, with
 	// its final result under the event's own result id.
 	StatusScheduled Status = "scheduled"
+	// StatusCancelled is final: a future-dated event cancelled by
+	// authflow.schedule.cancel.v1 before its time; nothing was written.
+	StatusCancelled Status = "cancelled"
 	// StatusPendingApproval is interim: the event is parked until an
 	// approver decides it or its approval rule's timeout ends it; its final
 	// result follows (approval.go).
@@ -45,7 +48,7 @@ const (
 
 // Valid reports whether s is one of the statuses.
 func (s Status) Valid() bool {
-	return s == StatusSucceeded || s == StatusFailed || s == StatusRejected || s == StatusScheduled || s == StatusPendingApproval
+	return s == StatusSucceeded || s == StatusFailed || s == StatusRejected || s == StatusScheduled || s == StatusCancelled || s == StatusPendingApproval
 }
 
 // Final reports whether s ends its event (every status but the interim

@@ -37,6 +37,8 @@ const (
 	// Decisions on events parked for four-eyes approval (approval.go).
 	TypeApprovalGrant = "authflow.approval.grant.v1"
 	TypeApprovalDeny  = "authflow.approval.deny.v1"
+	// TypeScheduleCancel cancels a future-dated event (schedulecancel.go).
+	TypeScheduleCancel = "authflow.schedule.cancel.v1"
 )
 
 // Types returns every event type of the catalogue: flows first, then single
@@ -49,7 +51,7 @@ func Types() []string {
 		TypeEmailSet, TypeEmailRemove, TypeTAPIssue, TypeTAPRemove,
 		TypeQRCodeIssue, TypeQRCodeRemove, TypeMethodRemove, TypePasswordReset,
 		TypePasskeyOptions, TypePasskeyRegister,
-		TypeApprovalGrant, TypeApprovalDeny,
+		TypeApprovalGrant, TypeApprovalDeny, TypeScheduleCancel,
 	}
 }
 
@@ -62,7 +64,9 @@ func KnownType(typ string) bool {
 // ReadOnly reports whether events of type typ never write to the directory:
 // the inventory, and the approval decisions (which act on a parked event,
 // not on the directory).
-func ReadOnly(typ string) bool { return typ == TypeMethodsInventory || IsApproval(typ) }
+func ReadOnly(typ string) bool {
+	return typ == TypeMethodsInventory || IsApproval(typ) || typ == TypeScheduleCancel
+}
 
 // newPayload returns a pointer to a zero payload for typ.
 func newPayload(typ string) (payload, bool) {
@@ -111,6 +115,8 @@ func newPayload(typ string) (payload, bool) {
 		return new(ApprovalGrant), true
 	case TypeApprovalDeny:
 		return new(ApprovalDeny), true
+	case TypeScheduleCancel:
+		return new(ScheduleCancel), true
 	}
 	return nil, false
 }

@@ -147,7 +147,7 @@ func (w *Worker) predecessor(ctx context.Context, m *jetstream.RawStreamMsg) (pr
 			return predDone, time.Time{}, nil
 		}
 		return predOpen, time.Time{}, nil
-	case rec.State == stateDone, rec.State == stateRedrive, rec.State == stateScheduled:
+	case rec.State == stateDone, rec.State == stateRedrive, rec.State == stateScheduled, rec.State == stateCancelled:
 		// A re-drive is a new message, later in the stream, with its own
 		// place; so is the copy of a scheduled event, at its effectiveAt.
 		return predDone, time.Time{}, nil

@@ -192,6 +192,9 @@ func (d *delivery) process(ctx context.Context) string {
 		return d.schedule(ctx, at)
 	}
 
+	if d.rec != nil && d.rec.State == stateCancelled {
+		return d.endCancelled(ctx)
+	}
 	if d.rec != nil && d.rec.State == stateParked {
 		if out := d.fromParked(ctx); out != "" {
 			return out
@@ -207,6 +210,9 @@ func (d *delivery) process(ctx context.Context) string {
 	}
 	if events.IsApproval(ev.Type) {
 		return d.decide(ctx)
+	}
+	if ev.Type == events.TypeScheduleCancel {
+		return d.cancelScheduled(ctx)
 	}
 	exhausted := d.rec != nil && d.rec.State == stateInProgress && d.rec.Attempt >= w.cfg.MaxAttempts
 	if err := d.claim(ctx, !exhausted); err != nil {

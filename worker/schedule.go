@@ -2,11 +2,13 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/authflow/authflow/events"
 )
@@ -130,4 +132,94 @@ func (d *delivery) publishSchedule(ctx context.Context, fire time.Time) error {
 	m.Header.Set("Nats-Schedule-Target", EventsSubjectPrefix+d.key)
 	// One schedule message per firing time: a redelivery's copy is dropped.
 	return d.w.publish(ctx, "schedule", m, "schedule:"+d.ev.Key()+":"+fire.UTC().Format(time.RFC3339))
+}
+
+// stateCancelled: a scheduled event cancelled before its time; its copy
+// ends it with the final status cancelled.
+const stateCancelled = "cancelled"
+
+// cancelScheduled handles authflow.schedule.cancel.v1: the named event
+// must still wait for its effectiveAt and come from this event's source;
+// its record is marked cancelled (compare-and-set) and its schedule made to
+// fire at once, so that it ends cancelled now.
+func (d *delivery) cancelScheduled(ctx context.Context) string {
+	w := d.w
+	p, _ := d.ev.Payload.(*events.ScheduleCancel)
+	if p == nil {
+		return d.reject(ctx, &events.Error{Code: events.CodeInternal, Message: "schedule cancel without its payload"})
+	}
+	tkey := "e." + p.EventKey
+	trec, trev, err := w.ledger.get(ctx, tkey)
+	if err != nil && !errors.Is(err, errCorrupt) {
+		return d.retryLater(err)
+	}
+	if trec == nil || trec.State != stateScheduled {
+		return d.reject(ctx, &events.Error{Code: events.CodeInvalidEvent, Field: "data.eventKey",
+			Message: "no event waits for its effectiveAt under key " + p.EventKey + " (never scheduled, already run or cancelled)"})
+	}
+	src, err := w.scheduledSource(ctx, p.EventKey)
+	if err != nil {
+		return d.retryLater(err)
+	}
+	if src != d.ev.Source {
+		return d.reject(ctx, &events.Error{Code: events.CodePolicyDenied, Field: "source",
+			Message: "a scheduled event is cancelled by its own source only"})
+	}
+	if err := d.claim(ctx, true); err != nil {
+		if errors.Is(err, errLost) {
+			return outcomeAbandoned
+		}
+		return d.retryLater(err)
+	}
+	stop := w.keepLease(ctx, d.h)
+	defer stop()
+	next := cloneRecord(trec)
+	next.State = stateCancelled
+	next.Write++
+	if _, err := w.ledger.update(ctx, tkey, next, trev); err != nil {
+		return d.retryLater(err) // it started meanwhile, or NATS failed: the retry sees which
+	}
+	if err := w.refire(ctx, p.EventKey); err != nil {
+		w.log.Warn("cancel recorded; the scheduled event ends at its effectiveAt instead of now", "event_key", p.EventKey, "err", err)
+	}
+	return d.settle(ctx, events.StatusSucceeded, nil, nil, nil)
+}
+
+// scheduledSource reads the source of the event scheduled under key.
+func (w *Worker) scheduledSource(ctx context.Context, key string) (string, error) {
+	s, err := w.eventsStream(ctx)
+	if err != nil {
+		return "", err
+	}
+	var m *jetstream.RawStreamMsg
+	err = natsCall(ctx, "read schedule", w.cfg.NATSTimeout, 3, func(ctx context.Context) error {
+		var err error
+		m, err = s.GetLastMsgForSubject(ctx, scheduleSubject(key))
+		return err
+	})
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	doc := m.Data
+	if events.IsBinary(m.Header) {
+		if doc, err = events.StructuredFromBinary(m.Header, m.Data); err != nil {
+			return "", nil
+		}
+	}
+	src, _, _ := events.PeekIdentity(doc)
+	return src, nil
+}
+
+// endCancelled ends a cancelled event: claimed, then settled cancelled.
+func (d *delivery) endCancelled(ctx context.Context) string {
+	if err := d.claim(ctx, false); err != nil {
+		if errors.Is(err, errLost) {
+			return outcomeAbandoned
+		}
+		return d.retryLater(err)
+	}
+	return d.settle(ctx, events.StatusCancelled, nil, nil, nil)
 }

@@ -1,6 +1,7 @@
 package worker_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -92,5 +93,58 @@ func TestScheduledEvent(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	if n := len(e.allResultsOf(t, evID)); n != 2 {
 		t.Errorf("%d results for the scheduled event, want 2 (scheduled, then succeeded)", n)
+	}
+}
+
+// TestScheduleCancel: a cancel from the same source ends a waiting
+// future-dated event at once with the final status cancelled and nothing
+// written; a cancel from another source, or of a key with nothing
+// waiting, is rejected and changes nothing.
+func TestScheduleCancel(t *testing.T) {
+	e := newEnv(t)
+	e.startWorker()
+	id, upn := uid(3700), "cancelled@contoso.example"
+	e.seed(id, upn)
+	at := time.Now().Add(10 * time.Minute).UTC().Truncate(time.Second)
+	evID := e.send("canc", events.TypePhoneSet, upn, map[string]any{
+		"phoneType": "mobile", "phoneNumber": "+1 425 555 0177", "effectiveAt": at.Format(time.RFC3339)})
+	key := events.EventKey("hr/test", evID)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(e.allResultsOf(t, evID)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancelFrom := func(source, eventKey string) string {
+		e.seq++
+		cid := fmt.Sprintf("cancel-%d", e.seq)
+		raw := mustJSON(t, map[string]any{"specversion": "1.0", "id": cid, "source": source, "type": events.TypeScheduleCancel,
+			"subject": upn, "time": time.Now().UTC().Format(time.RFC3339), "data": map[string]any{"eventKey": eventKey}})
+		e.publish("canc", raw, nil)
+		return cid
+	}
+	other := cancelFrom("itsm/other", key)
+	if r := e.waitFinal(t, other, 10*time.Second); r.Data.Status != events.StatusRejected || r.Data.Error.Code != events.CodePolicyDenied {
+		t.Errorf("a cancel from another source: %s %+v", r.Data.Status, r.Data.Error)
+	}
+	nothing := cancelFrom("hr/test", strings.Repeat("0", 64))
+	if r := e.waitFinal(t, nothing, 10*time.Second); r.Data.Status != events.StatusRejected || r.Data.Error.Code != events.CodeInvalidEvent {
+		t.Errorf("a cancel of nothing: %s %+v", r.Data.Status, r.Data.Error)
+	}
+	if rs := e.allResultsOf(t, evID); len(rs) != 1 || rs[0].Data.Status != events.StatusScheduled {
+		t.Fatalf("refused cancels changed the scheduled event: %d results", len(rs))
+	}
+	ok := cancelFrom("hr/test", key)
+	if r := e.waitFinal(t, ok, 10*time.Second); r.Data.Status != events.StatusSucceeded {
+		t.Fatalf("cancel: %s %+v", r.Data.Status, r.Data.Error)
+	}
+	final := e.waitFinal(t, evID, 10*time.Second)
+	if final.Data.Status != events.StatusCancelled || final.Data.Error != nil || len(final.Data.Operations) != 0 {
+		t.Fatalf("the cancelled event: %s %+v", final.Data.Status, final.Data.Error)
+	}
+	if got := phones(e.user(id))["mobile"]; got != "" {
+		t.Errorf("a cancelled event wrote to Graph: mobile %s", got)
+	}
+	again := cancelFrom("hr/test", key)
+	if r := e.waitFinal(t, again, 10*time.Second); r.Data.Status != events.StatusRejected {
+		t.Errorf("a second cancel: %s", r.Data.Status)
 	}
 }

@@ -505,7 +505,7 @@ func TestAuditFlags(t *testing.T) {
 		{"env twin", a(), map[string]string{"AUTHFLOW_SINCE": "tuesday"}, `invalid value "tuesday" for AUTHFLOW_SINCE (--since): want an RFC 3339 time`},
 		{"results env twin", []string{"results"}, map[string]string{"AUTHFLOW_STATUS": "ok"}, `invalid value "ok" for AUTHFLOW_STATUS (--status)`},
 		{"env format", a("--since", "1h"), map[string]string{"AUTHFLOW_FORMAT": "json"}, `invalid value "json" for AUTHFLOW_FORMAT (--format): must be jsonl or csv`},
-		{"results status", []string{"results", "--status", "pending"}, nil, `invalid value "pending" for --status: must be succeeded, failed, rejected, scheduled (`},
+		{"results status", []string{"results", "--status", "pending"}, nil, `invalid value "pending" for --status: must be succeeded, failed, rejected, scheduled, cancelled, pending_approval (`},
 		{"results id with a line break", []string{"results", "--id", "INC\n1"}, nil, `invalid value "INC\n1" for --id: a control character`},
 		{"results source with a space", []string{"results", "--source", " hr/workday"}, nil, `invalid value " hr/workday" for --source: leading or trailing space`},
 	}

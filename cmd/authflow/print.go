@@ -67,8 +67,10 @@ func (p *resultPrinter) format(r *events.Result) string {
 	switch d.Status {
 	case events.StatusSucceeded:
 		mark, colour = "✔", ansiGreen
-	case events.StatusPendingApproval:
+	case events.StatusPendingApproval, events.StatusScheduled:
 		mark, colour = "…", ansiYellow
+	case events.StatusCancelled:
+		mark, colour = "–", ansiYellow
 	}
 	user := d.User.Ref
 	if user == "" {

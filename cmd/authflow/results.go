@@ -100,7 +100,7 @@ func runResults(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 // resultStatuses are the statuses --status names; events.Status.Valid
 // decides.
-var resultStatuses = []string{string(events.StatusSucceeded), string(events.StatusFailed), string(events.StatusRejected), string(events.StatusScheduled)}
+var resultStatuses = []string{string(events.StatusSucceeded), string(events.StatusFailed), string(events.StatusRejected), string(events.StatusScheduled), string(events.StatusCancelled), string(events.StatusPendingApproval)}
 
 // resultFilter selects results; every field that is set must match.
 type resultFilter struct {
