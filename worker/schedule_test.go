@@ -26,7 +26,7 @@ func (e *env) allResultsOf(t *testing.T, id string) []*events.Result {
 	return out
 }
 
-// TestScheduledEvent: an event with data.effectiveAt a few seconds ahead is
+// TestScheduledEvent: a leaver (employee.left) with data.effectiveAt a few seconds ahead is
 // answered at once with an interim result (scheduled) and changes nothing;
 // across a worker restart and a NATS restart (JetStream's scheduler holds
 // it, not the worker), it is applied within 2 s of its effectiveAt, with
@@ -36,10 +36,9 @@ func TestScheduledEvent(t *testing.T) {
 	e := newEnvDir(t, dir)
 	w1 := e.startWorker()
 	id, upn := uid(3400), "scheduled@contoso.example"
-	e.seed(id, upn)
+	e.seed(id, upn, mobile, authApp)
 	at := time.Now().Add(6 * time.Second).UTC().Truncate(time.Second)
-	evID := e.send("sched", events.TypePhoneSet, upn, map[string]any{
-		"phoneType": "mobile", "phoneNumber": "+1 425 555 0199", "effectiveAt": at.Format(time.RFC3339)})
+	evID := e.send("sched", events.TypeEmployeeLeft, upn, map[string]any{"effectiveAt": at.Format(time.RFC3339)})
 	far := e.send("sched", events.TypePhoneSet, upn, map[string]any{
 		"phoneType": "office", "phoneNumber": "+1 425 555 0198", "effectiveAt": time.Now().Add(100 * 24 * time.Hour).UTC().Format(time.RFC3339)})
 
@@ -56,8 +55,8 @@ func TestScheduledEvent(t *testing.T) {
 	if rs := e.allResultsOf(t, far); rs[0].Data.Status != events.StatusRejected || !strings.Contains(rs[0].Data.Error.Message, "effectiveAt") {
 		t.Errorf("an effectiveAt 100 days ahead: %s %+v, want rejected on data.effectiveAt", rs[0].Data.Status, rs[0].Data.Error)
 	}
-	if got := phones(e.user(id))["mobile"]; got != "" {
-		t.Fatalf("the scheduled change was applied before its time: mobile %s", got)
+	if u := e.user(id); countKind(u, "phone") != 1 || !*u.AccountEnabled {
+		t.Fatalf("the scheduled leaver was applied before its time: %v, enabled %v", kinds(u), *u.AccountEnabled)
 	}
 	// The worker goes, NATS restarts, another worker comes.
 	w1.stop()
@@ -87,12 +86,12 @@ func TestScheduledEvent(t *testing.T) {
 	if late < 0 || late > 2*time.Second {
 		t.Errorf("applied %s after effectiveAt, want within 0..2 s", late)
 	}
-	if got := phones(e.user(id))["mobile"]; got != "+1 4255550199" {
-		t.Errorf("mobile %q after the scheduled time", got)
+	if u := e.user(id); *u.AccountEnabled || countKind(u, "phone") != 0 || countKind(u, "microsoftAuthenticator") != 0 {
+		t.Errorf("after its time the leaver still has %v, enabled %v", kinds(u), *u.AccountEnabled)
 	}
 	time.Sleep(500 * time.Millisecond)
 	if n := len(e.allResultsOf(t, evID)); n != 2 {
-		t.Errorf("%d results for the scheduled event, want 2 (scheduled, then succeeded)", n)
+		t.Errorf("%d results for the scheduled leaver, want 2 (scheduled, then succeeded)", n)
 	}
 }
 
