@@ -147,3 +147,34 @@ func TestScheduleCancel(t *testing.T) {
 		t.Errorf("a second cancel: %s", r.Data.Status)
 	}
 }
+
+// TestScheduledRevalidated: a future-dated event is checked again against
+// the policy in force when it runs: its source removed meanwhile, it ends
+// rejected (policy_denied) and writes nothing.
+func TestScheduledRevalidated(t *testing.T) {
+	e := newEnv(t)
+	w1 := e.startWorker()
+	id, upn := uid(3800), "revalidated@contoso.example"
+	e.seed(id, upn)
+	at := time.Now().Add(4 * time.Second).UTC().Truncate(time.Second)
+	evID := e.send("reval", events.TypePhoneSet, upn, map[string]any{
+		"phoneType": "mobile", "phoneNumber": "+1 425 555 0166", "effectiveAt": at.Format(time.RFC3339)})
+	deadline := time.Now().Add(10 * time.Second)
+	for len(e.allResultsOf(t, evID)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	w1.stop()
+	pol, err := events.ParsePolicy([]byte("version: 1\nsources:\n  itsm/other:\n    types: [\"*\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.policy = pol
+	e.startWorker(func(c *worker.Config) { c.Instance = "w2" })
+	final := e.waitFinal(t, evID, 15*time.Second)
+	if final.Data.Status != events.StatusRejected || final.Data.Error.Code != events.CodePolicyDenied {
+		t.Errorf("a scheduled event whose source the policy no longer has: %s %+v", final.Data.Status, final.Data.Error)
+	}
+	if got := phones(e.user(id))["mobile"]; got != "" {
+		t.Errorf("it wrote to Graph: mobile %s", got)
+	}
+}
