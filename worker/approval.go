@@ -153,6 +153,9 @@ func (d *delivery) park(ctx context.Context, user *graphclient.User, rule events
 	if err != nil {
 		return d.retryLater(err)
 	}
+	if err := w.crashPoint(HookAfterPark); err != nil {
+		return outcomeAbandoned // the redelivery finds it parked and finishes parking
+	}
 	return d.parkAgain(ctx, a)
 }
 

@@ -1,7 +1,10 @@
 package worker_test
 
 import (
+	"errors"
 	"fmt"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -9,6 +12,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/authflow/authflow/events"
+	"github.com/authflow/authflow/worker"
 )
 
 // signedAs builds an event of source with a fresh id, signed by kp.
@@ -228,5 +232,134 @@ approvals:
 	}
 	if n := countKind(e.user(id), "phone"); n != 1 {
 		t.Errorf("the timed-out reset wrote to Graph: %v", kinds(e.user(id)))
+	}
+}
+
+// TestApprovalCrashAfterPark: an attempt that "crashes" right after
+// recording the park (before its schedule and pending result) leaves the
+// event parked: the redelivery publishes the pending result once, and a
+// grant then runs it once.
+func TestApprovalCrashAfterPark(t *testing.T) {
+	e := newEnv(t)
+	requester, _ := nkeys.CreateUser()
+	approver, _ := nkeys.CreateUser()
+	reqPub, _ := requester.PublicKey()
+	apPub, _ := approver.PublicKey()
+	pol, err := events.ParsePolicy([]byte(fmt.Sprintf(`
+version: 1
+sources:
+  helpdesk/test:
+    signature: required
+    keys: [%s]
+    types: ["*"]
+approvers: [%s]
+approvals:
+  - name: every-reset
+    types: [authflow.mfa.reset.v1]
+`, reqPub, apPub)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.policy = pol
+	var crashed atomic.Bool
+	e.startWorker(func(c *worker.Config) {
+		c.Hook = func(p string) error {
+			if p == worker.HookAfterPark && crashed.CompareAndSwap(false, true) {
+				return errors.New("crash after park")
+			}
+			return nil
+		}
+	})
+	id, upn := uid(3900), "crashpark@contoso.example"
+	e.seed(id, upn, mobile)
+	reset, raw, h := e.signedAs("helpdesk/test", events.TypeMFAReset, upn, map[string]any{}, requester)
+	e.publish("crashpark", raw, h)
+	deadline := time.Now().Add(15 * time.Second)
+	key := ""
+	for key == "" && time.Now().Before(deadline) {
+		for _, r := range e.allResultsOf(t, reset) {
+			if r.Data.Status == events.StatusPendingApproval {
+				key = r.Data.Approval.EventKey
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !crashed.Load() || key == "" {
+		t.Fatalf("crashed %v, pending result %q", crashed.Load(), key)
+	}
+	gid, graw, gh := e.signedAs("helpdesk/test", events.TypeApprovalGrant, upn, map[string]any{"eventKey": key}, approver)
+	e.publish("approval-"+key, graw, gh)
+	if r := e.waitFinal(t, gid, 10*time.Second); r.Data.Status != events.StatusSucceeded {
+		t.Fatalf("grant: %s %+v", r.Data.Status, r.Data.Error)
+	}
+	if r := e.waitFinal(t, reset, 15*time.Second); r.Data.Status != events.StatusSucceeded {
+		t.Fatalf("reset after the grant: %s %+v", r.Data.Status, r.Data.Error)
+	}
+	time.Sleep(500 * time.Millisecond)
+	pendings, finals := 0, 0
+	for _, r := range e.allResultsOf(t, reset) {
+		if r.Data.Status == events.StatusPendingApproval {
+			pendings++
+		} else {
+			finals++
+		}
+	}
+	if pendings != 1 || finals != 1 {
+		t.Errorf("%d pending and %d final results, want 1 and 1", pendings, finals)
+	}
+	if n := countKind(e.user(id), "phone"); n != 0 {
+		t.Errorf("the granted reset left the phone: %v", kinds(e.user(id)))
+	}
+}
+
+// TestRateLimitTwoReplicas: two replicas, 50 MFA resets of one user under
+// a limit of 2 per day: exactly 2 succeed, 48 end rate_limited.
+func TestRateLimitTwoReplicas(t *testing.T) {
+	e := newEnv(t)
+	pol, err := events.ParsePolicy([]byte(`
+version: 1
+sources:
+  helpdesk/test:
+    types: ["*"]
+limits:
+  - name: mfa-resets-per-user
+    per: user
+    types: [authflow.mfa.reset.v1]
+    max: 2
+    window: 24h
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.policy = pol
+	e.startWorker()
+	e.startWorker(func(c *worker.Config) { c.Instance = "w2" })
+	id, upn := uid(3950), "target@contoso.example"
+	e.seed(id, upn, mobile)
+	var ids []string
+	for i := range 50 {
+		rid, raw := e.event(events.TypeMFAReset, upn, map[string]any{})
+		raw = []byte(strings.Replace(string(raw), `"source":"hr/test"`, `"source":"helpdesk/test"`, 1))
+		// Two keys, so the two replicas and both lanes really compete.
+		e.publish(fmt.Sprintf("target%d", i%2), raw, nil)
+		ids = append(ids, rid)
+	}
+	res := e.results(50, 60*time.Second)
+	ok, limited := 0, 0
+	for _, rid := range ids {
+		r := res[rid]
+		switch {
+		case r == nil:
+			t.Fatalf("no result for %s", rid)
+		case r.Data.Status == events.StatusSucceeded:
+			ok++
+		case r.Data.Error != nil && r.Data.Error.Code == events.CodeRateLimited:
+			limited++
+		default:
+			t.Errorf("%s: %s %+v", rid, r.Data.Status, r.Data.Error)
+		}
+	}
+	if ok != 2 || limited != 48 {
+		t.Errorf("%d succeeded and %d rate_limited of 50, want exactly 2 and 48", ok, limited)
 	}
 }

@@ -149,7 +149,10 @@ const (
 	// HookAfterNotificationPublish: the user's notification is published,
 	// the event not yet acked.
 	HookAfterNotificationPublish = "after_notification_publish"
-	HookBeforeAck                = "before_ack"
+	// HookAfterPark: an event an approval rule holds back is recorded as
+	// parked; its schedule and pending result are not published yet.
+	HookAfterPark = "after_park"
+	HookBeforeAck = "before_ack"
 )
 
 // DefaultPartitionInflight is PartitionInflight's default: twice the
