@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/authflow/authflow/events"
 	"github.com/authflow/authflow/graphclient"
@@ -48,6 +47,7 @@ type approvalRecord struct {
 	Signer    string          `json:"signer,omitempty"` // who signed the request ("" when unsigned)
 	User      events.UserInfo `json:"user"`
 	ExpiresAt time.Time       `json:"expiresAt"`
+	Timeout   time.Duration   `json:"timeout"`            // the rule's, for the timeout's error
 	Decision  string          `json:"decision,omitempty"` // events.DecisionGranted or DecisionDenied
 	Approver  string          `json:"approver,omitempty"`
 	Reason    string          `json:"reason,omitempty"`
@@ -66,14 +66,7 @@ func (w *Worker) parkedCopy(ctx context.Context, h nats.Header, data []byte) boo
 	if h.Get("Nats-Scheduler") == "" {
 		return false
 	}
-	doc := data
-	if events.IsBinary(h) {
-		var err error
-		if doc, err = events.StructuredFromBinary(h, data); err != nil {
-			return false
-		}
-	}
-	src, id, _ := events.PeekIdentity(doc)
+	src, id, _ := peekIdentity(h, data)
 	if src == "" || id == "" {
 		return false
 	}
@@ -88,10 +81,7 @@ func (d *delivery) fromParked(ctx context.Context) string {
 	if a == nil {
 		return d.corrupt(ctx, errors.New("parked record without its approval"))
 	}
-	now := d.w.cfg.Now()
-	if d.msg.Headers().Get("Nats-Scheduler") != "" {
-		now = now.Add(max(d.w.cfg.MaxClockSkew, scheduleTolerance))
-	}
+	now := d.dueNow()
 	switch {
 	case a.Decision == events.DecisionGranted:
 		d.approval = a
@@ -108,11 +98,7 @@ func (d *delivery) fromParked(ctx context.Context) string {
 		info = infoOf(events.ApprovalDeniedError(a.Approver, a.Reason))
 	} else {
 		final.Decision, final.DecidedAt = events.DecisionTimeout, d.w.cfg.Now()
-		timeout := a.ExpiresAt.Sub(d.rec.Started)
-		if r, ok := ruleNamed(d.w.cfg.Policy, a.Rule); ok {
-			timeout = r.Timeout
-		}
-		info = infoOf(events.ApprovalTimeoutError(a.Rule, timeout))
+		info = infoOf(events.ApprovalTimeoutError(a.Rule, a.Timeout))
 	}
 	if err := d.claim(ctx, false); err != nil {
 		if errors.Is(err, errLost) {
@@ -124,15 +110,6 @@ func (d *delivery) fromParked(ctx context.Context) string {
 	return d.settle(ctx, events.StatusRejected, nil, nil, info)
 }
 
-func ruleNamed(p *events.Policy, name string) (events.ApprovalRule, bool) {
-	for _, r := range p.Approvals() {
-		if r.Name == name {
-			return r, true
-		}
-	}
-	return events.ApprovalRule{}, false
-}
-
 // park parks a claimed event that rule holds back.
 func (d *delivery) park(ctx context.Context, user *graphclient.User, rule events.ApprovalRule) string {
 	w := d.w
@@ -142,6 +119,7 @@ func (d *delivery) park(ctx context.Context, user *graphclient.User, rule events
 		Signer:    provenance(d.ev, d.msg.Headers(), d.authed).Signer,
 		User:      events.UserInfo{Ref: d.ev.Subject, ObjectID: user.ID, UPN: user.UserPrincipalName},
 		ExpiresAt: fireTime(now, now.Add(rule.Timeout), 0),
+		Timeout:   rule.Timeout,
 	}
 	err := d.h.save(ctx, func(r *record) {
 		r.State, r.Approval = stateParked, a
@@ -243,19 +221,10 @@ func (d *delivery) decide(ctx context.Context) string {
 	return d.settle(ctx, events.StatusSucceeded, nil, nil, nil)
 }
 
-// refire re-publishes the schedule of the parked event with key to fire
-// now (the subject keeps only the latest schedule).
+// refire re-publishes the schedule of the event with key (parked, or
+// cancelled) to fire now (the subject keeps only the latest schedule).
 func (w *Worker) refire(ctx context.Context, key string) error {
-	s, err := w.eventsStream(ctx)
-	if err != nil {
-		return err
-	}
-	var last *jetstream.RawStreamMsg
-	err = natsCall(ctx, "read schedule", w.cfg.NATSTimeout, 3, func(ctx context.Context) error {
-		var err error
-		last, err = s.GetLastMsgForSubject(ctx, scheduleSubject(key))
-		return err
-	})
+	last, err := w.lastSchedule(ctx, key)
 	if err != nil {
 		return fmt.Errorf("read the parked event's schedule: %w", err)
 	}

@@ -120,14 +120,7 @@ const (
 
 // predecessor reads what the stored event m needs from the ledger.
 func (w *Worker) predecessor(ctx context.Context, m *jetstream.RawStreamMsg) (predState, time.Time, error) {
-	doc := m.Data
-	if events.IsBinary(m.Header) {
-		var err error
-		if doc, err = events.StructuredFromBinary(m.Header, m.Data); err != nil {
-			return predDone, time.Time{}, nil // its own delivery dead-letters it
-		}
-	}
-	src, id, _ := events.PeekIdentity(doc)
+	src, id, _ := peekIdentity(m.Header, m.Data)
 	if src == "" || id == "" {
 		return predDone, time.Time{}, nil
 	}
@@ -141,6 +134,12 @@ func (w *Worker) predecessor(ctx context.Context, m *jetstream.RawStreamMsg) (pr
 	now := w.cfg.Now()
 	switch {
 	case rec == nil:
+		doc := m.Data
+		if events.IsBinary(m.Header) {
+			if doc, err = events.StructuredFromBinary(m.Header, m.Data); err != nil {
+				return predDone, time.Time{}, nil // its own delivery dead-letters it
+			}
+		}
 		if _, err := w.cfg.Decoder.Decode(doc); err != nil {
 			// Undecodable: it cannot act; its own delivery dead-letters it
 			// (applying it here too would dead-letter it twice).

@@ -211,10 +211,7 @@ func (w *Worker) scanRange(ctx context.Context, from, to uint64, bl *lockedBackl
 
 // scanned publishes the lane pointer one event needs, if any.
 func (w *Worker) scanned(ctx context.Context, msg jetstream.Msg, seq uint64, bl *lockedBacklog) {
-	src, _, _ := events.PeekIdentity(msg.Data())
-	if src == "" && events.IsBinary(msg.Headers()) {
-		src, _, _ = events.PeekBinaryIdentity(msg.Headers())
-	}
+	src, _, _ := peekIdentity(msg.Headers(), msg.Data())
 	switch {
 	case src == "":
 	case w.cfg.Policy.Priority(src) == events.PriorityInteractive:

@@ -39,19 +39,26 @@ const outcomeScheduled = "scheduled"
 func scheduleSubject(eventKey string) string { return SchedulesSubjectPrefix + eventKey }
 
 // scheduledFor reports whether the event must still wait for its
-// effectiveAt, and until when. The copy the scheduler publishes at that time
-// (it carries Nats-Scheduler) is due within a tolerance: the server's clock
-// decided it, and the worker's may be a little behind.
+// effectiveAt, and until when (dueNow: the scheduler's copy is due within a
+// tolerance).
 func (d *delivery) scheduledFor() (time.Time, bool) {
 	at := d.ev.EffectiveAt
 	if at.IsZero() || (d.rec != nil && d.rec.State != stateScheduled) {
 		return time.Time{}, false
 	}
+	return at, d.dueNow().Before(at)
+}
+
+// dueNow is the time against which a delivery's due time is judged: now,
+// or a little later for the copy the scheduler published (it carries
+// Nats-Scheduler): the server's clock decided it, and the worker's may be a
+// little behind.
+func (d *delivery) dueNow() time.Time {
 	now := d.w.cfg.Now()
 	if d.msg.Headers().Get("Nats-Scheduler") != "" {
 		now = now.Add(max(d.w.cfg.MaxClockSkew, scheduleTolerance))
 	}
-	return at, now.Before(at)
+	return now
 }
 
 // scheduleTolerance: a scheduler's copy this early still runs.
@@ -185,11 +192,12 @@ func (d *delivery) cancelScheduled(ctx context.Context) string {
 	return d.settle(ctx, events.StatusSucceeded, nil, nil, nil)
 }
 
-// scheduledSource reads the source of the event scheduled under key.
-func (w *Worker) scheduledSource(ctx context.Context, key string) (string, error) {
+// lastSchedule reads the schedule of the event with key (the subject keeps
+// only the latest).
+func (w *Worker) lastSchedule(ctx context.Context, key string) (*jetstream.RawStreamMsg, error) {
 	s, err := w.eventsStream(ctx)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	var m *jetstream.RawStreamMsg
 	err = natsCall(ctx, "read schedule", w.cfg.NATSTimeout, 3, func(ctx context.Context) error {
@@ -197,19 +205,20 @@ func (w *Worker) scheduledSource(ctx context.Context, key string) (string, error
 		m, err = s.GetLastMsgForSubject(ctx, scheduleSubject(key))
 		return err
 	})
+	return m, err
+}
+
+// scheduledSource reads the source of the event scheduled under key, ""
+// when there is no schedule.
+func (w *Worker) scheduledSource(ctx context.Context, key string) (string, error) {
+	m, err := w.lastSchedule(ctx, key)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return "", nil
 	}
 	if err != nil {
 		return "", err
 	}
-	doc := m.Data
-	if events.IsBinary(m.Header) {
-		if doc, err = events.StructuredFromBinary(m.Header, m.Data); err != nil {
-			return "", nil
-		}
-	}
-	src, _, _ := events.PeekIdentity(doc)
+	src, _, _ := peekIdentity(m.Header, m.Data)
 	return src, nil
 }
 

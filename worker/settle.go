@@ -196,14 +196,20 @@ func (d *delivery) terminate(ctx context.Context, code events.Code, message stri
 	return outcomeFailed
 }
 
+// peekIdentity reads the source, id and type of a message without decoding
+// it: from its ce- headers in binary mode, else from its body.
+func peekIdentity(h nats.Header, data []byte) (source, id, typ string) {
+	if events.IsBinary(h) {
+		return events.PeekBinaryIdentity(h)
+	}
+	return events.PeekIdentity(data)
+}
+
 // peekResult publishes a result for bytes that did not decode, when their
 // source and id can be read. It returns an outcome only when publishing
 // failed and the message was handed back.
 func (d *delivery) peekResult(ctx context.Context, status events.Status, info *events.ErrorInfo) string {
-	src, id, typ := events.PeekIdentity(d.raw)
-	if events.IsBinary(d.msg.Headers()) {
-		src, id, typ = events.PeekBinaryIdentity(d.msg.Headers())
-	}
+	src, id, typ := peekIdentity(d.msg.Headers(), d.raw)
 	if src == "" || id == "" {
 		return ""
 	}
