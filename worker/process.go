@@ -455,7 +455,8 @@ func (d *delivery) done(ctx context.Context, i int, res []events.OpResult) error
 }
 
 // retryLater hands the event back to JetStream with a growing delay. The
-// partition waits meanwhile: that is the price of per-user order.
+// later events of its key wait meanwhile (order.go): the price of per-user
+// order; other keys go on.
 func (d *delivery) retryLater(cause error) string {
 	n := int(d.md.NumDelivered)
 	delay := redeliveryDelay(d.w.cfg.RedeliveryDelay, n)

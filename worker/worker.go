@@ -46,7 +46,6 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("worker config: %w", err)
 	}
-
 	if cfg.SealKey == nil {
 		kp, err := nkeys.CreateCurveKeys()
 		if err != nil {
@@ -58,7 +57,7 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker jetstream: %w", err)
 	}
-	kv, err := ensureTopologyRetrying(ctx, js, log0(cfg), Topology{
+	topo := Topology{
 		Partitions:        cfg.Partitions,
 		Replicas:          cfg.Replicas,
 		LedgerTTL:         cfg.LedgerTTL,
@@ -69,14 +68,16 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 		AckWait:           cfg.AckWait,
 		MaxMsgBytes:       MaxMessageBytes,
 		PartitionInflight: cfg.PartitionInflight,
-	})
+	}
+	kv, err := ensureTopologyRetrying(ctx, js, log0(cfg), topo)
 	if err != nil {
 		return nil, err
 	}
 	// Notifications go to a stream of their own, delivered off the
-	// critical path by the notify package's consumer.
+	// critical path by the notify package's consumer; they live as long as
+	// the results they accompany (the audit record is both).
 	if err := notify.EnsureStream(ctx, js, notify.StreamConfig{Replicas: cfg.Replicas,
-		MaxAge: 30 * 24 * time.Hour, Duplicates: 24 * time.Hour}); err != nil {
+		MaxAge: topo.ResultsMaxAge, Duplicates: topo.ResultsDuplicates}); err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
 	var limiter *limits.Limiter
